@@ -1,0 +1,12 @@
+"""pyrovae: variational autoencoders written the Pyro way.
+
+The model p(z) p(x|z) and the guide q(z|x) are Pyro functions (:class:`VAE`), trainable with
+any Pyro ELBO; priors, likelihoods and networks are swappable parts.
+"""
+
+from . import likelihoods, nets, priors
+from .model import VAE
+
+__version__ = "0.1.0"
+
+__all__ = ["VAE", "nets", "priors", "likelihoods", "__version__"]

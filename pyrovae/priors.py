@@ -1,0 +1,209 @@
+"""Prior families p(z).
+
+A prior is a callable with no arguments that returns a Pyro distribution with
+``event_shape == (z_dim,)`` and empty batch shape; :class:`pyrovae.VAE` broadcasts it over
+the ``"data"`` plate (and any particle plates). Learnable priors are
+:class:`~pyro.nn.PyroModule` s whose parameters train with the rest of the model. Any plain
+Pyro distribution with event shape ``(z_dim,)`` is accepted too (see :func:`as_prior`).
+
+References:
+
+1. Kingma, D. P. and Welling, M. (2014). Auto-Encoding Variational Bayes. ICLR.
+2. Dilokthanakul, N. et al. (2016). Deep Unsupervised Clustering with Gaussian Mixture
+   Variational Autoencoders. arXiv:1611.02648.
+3. Tomczak, J. M. and Welling, M. (2018). VAE with a VampPrior. AISTATS.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import pyro.distributions as dist
+import torch
+from pyro.nn import PyroModule
+from torch import nn
+
+from .nets import positive_scale
+
+
+def _check_z_dim(z_dim: int) -> int:
+    if not isinstance(z_dim, int) or isinstance(z_dim, bool) or z_dim < 1:
+        raise ValueError(f"z_dim must be a positive integer, got {z_dim!r}")
+    return z_dim
+
+
+class StandardNormal(PyroModule):
+    """p(z) = N(0, I). No parameters.
+
+    :param z_dim: latent dimension.
+    """
+
+    def __init__(self, z_dim: int) -> None:
+        super().__init__()
+        self.z_dim = _check_z_dim(z_dim)
+        # buffers, so that ``vae.to(device)`` moves them
+        self.register_buffer("loc", torch.zeros(z_dim))
+        self.register_buffer("scale", torch.ones(z_dim))
+
+    def forward(self) -> dist.Distribution:
+        return dist.Normal(self.loc, self.scale).to_event(1)
+
+
+class LearnedGaussian(PyroModule):
+    """p(z) = N(mu, diag(sigma^2)) with learned ``mu`` and ``sigma``.
+
+    :param z_dim: latent dimension.
+    """
+
+    def __init__(self, z_dim: int) -> None:
+        super().__init__()
+        self.z_dim = _check_z_dim(z_dim)
+        self.loc = nn.Parameter(torch.zeros(z_dim))
+        # softplus(0.5413) = 1, so the prior starts at N(0, I)
+        self.raw_scale = nn.Parameter(torch.full((z_dim,), 0.5413))
+
+    def forward(self) -> dist.Distribution:
+        return dist.Normal(self.loc, positive_scale(self.raw_scale)).to_event(1)
+
+
+class MixtureOfGaussians(PyroModule):
+    """p(z) = sum_k pi_k N(mu_k, diag(sigma_k^2)), all learned.
+
+    :param z_dim: latent dimension.
+    :param num_components: number of components K.
+    :param spread: standard deviation of the initial component means.
+    """
+
+    def __init__(self, z_dim: int, num_components: int = 10, spread: float = 1.0) -> None:
+        super().__init__()
+        self.z_dim = _check_z_dim(z_dim)
+        if num_components < 1:
+            raise ValueError(f"num_components must be >= 1, got {num_components}")
+        self.num_components = num_components
+        self.logits = nn.Parameter(torch.zeros(num_components))  # (K,)
+        self.locs = nn.Parameter(spread * torch.randn(num_components, z_dim))  # (K, z_dim)
+        self.raw_scales = nn.Parameter(torch.full((num_components, z_dim), 0.5413))  # (K, z_dim)
+
+    def forward(self) -> dist.Distribution:
+        components = dist.Normal(self.locs, positive_scale(self.raw_scales)).to_event(1)
+        return dist.MixtureSameFamily(dist.Categorical(logits=self.logits), components)
+
+
+class VampPrior(PyroModule):
+    """The VampPrior: a uniform mixture of the guide's posteriors at K learned pseudo-inputs,
+    p(z) = 1/K sum_k q(z | u_k) (Tomczak & Welling 2018).
+
+    The pseudo-inputs are ``sigmoid(raw)`` so they stay in the data range [0, 1].
+    The encoder is shared with the guide (pass the VAE's own encoder).
+
+    :param encoder: the VAE's encoder.
+    :param num_components: number of pseudo-inputs K.
+    :param x_shape: shape of one data point.
+    :param init: optional ``(K, *x_shape)`` data in (0, 1) to start the pseudo-inputs from.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        num_components: int = 500,
+        x_shape: Sequence[int] = (1, 28, 28),
+        init: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        if num_components < 1:
+            raise ValueError(f"num_components must be >= 1, got {num_components}")
+        self.encoder = encoder
+        self.num_components = num_components
+        self.x_shape = tuple(x_shape)
+        self.z_dim = getattr(encoder, "z_dim", None)
+        if init is None:
+            raw = 0.1 * torch.randn(num_components, *self.x_shape) - 2.0  # sigmoid ~ 0.12: faint images
+        else:
+            if tuple(init.shape) != (num_components, *self.x_shape):
+                raise ValueError(f"init must have shape {(num_components, *self.x_shape)}, got {tuple(init.shape)}")
+            raw = torch.logit(init.clamp(1e-3, 1 - 1e-3))
+        self.raw_pseudo_inputs = nn.Parameter(raw)  # (K, *x_shape)
+
+    @property
+    def pseudo_inputs(self) -> torch.Tensor:
+        return torch.sigmoid(self.raw_pseudo_inputs)  # (K, *x_shape)
+
+    def forward(self) -> dist.Distribution:
+        # through _modules, not attribute access: a PyroModule would otherwise register the
+        # shared encoder's parameters a second time under another name
+        encoder = self._modules["encoder"]
+        loc, scale = encoder(self.pseudo_inputs)  # each (K, z_dim)
+        mix = dist.Categorical(logits=loc.new_zeros(loc.shape[0]))
+        return dist.MixtureSameFamily(mix, dist.Normal(loc, scale).to_event(1))
+
+
+class DistributionPrior(nn.Module):
+    """Wraps a fixed Pyro distribution with ``event_shape (z_dim,)`` as a prior.
+
+    ``.to(device)`` moves the distribution's parameters for the common cases (a distribution
+    defined by its ``arg_constraints``, possibly inside ``Independent``).
+
+    :param distribution: e.g. ``dist.Laplace(torch.zeros(2), torch.ones(2)).to_event(1)``.
+    """
+
+    def __init__(self, distribution: dist.Distribution) -> None:
+        super().__init__()
+        if len(distribution.event_shape) != 1 or distribution.batch_shape != torch.Size():
+            raise ValueError(
+                "a prior distribution needs event_shape (z_dim,) and batch_shape (); got "
+                f"event_shape {tuple(distribution.event_shape)}, batch_shape {tuple(distribution.batch_shape)}. "
+                "Hint: use .to_event(1) on a distribution over a (z_dim,) vector."
+            )
+        self.distribution = distribution
+        self.z_dim = distribution.event_shape[0]
+
+    def forward(self) -> dist.Distribution:
+        return self.distribution
+
+    def _apply(self, fn: Callable, *args, **kwargs):  # type: ignore[override]
+        self.distribution = _map_distribution(self.distribution, fn)
+        return super()._apply(fn, *args, **kwargs)
+
+
+def _map_distribution(d: dist.Distribution, fn: Callable) -> dist.Distribution:
+    if isinstance(d, dist.Independent):
+        return dist.Independent(_map_distribution(d.base_dist, fn), d.reinterpreted_batch_ndims)
+    params = {k: getattr(d, k) for k in d.arg_constraints if k in d.__dict__}
+    if not params or not all(isinstance(v, torch.Tensor) for v in params.values()):
+        return d  # unknown structure: leave it where it is
+    return type(d)(**{k: fn(v) for k, v in params.items()})
+
+
+def as_prior(prior: object, z_dim: int | None = None) -> nn.Module:
+    """Turn what the user passed as ``prior`` into a callable prior module.
+
+    :param prior: a prior module, a Pyro distribution with event shape ``(z_dim,)``, or
+        ``None`` (standard normal, needs ``z_dim``).
+    :param z_dim: the latent dimension, used for ``None`` and for a consistency check.
+    """
+    if prior is None:
+        if z_dim is None:
+            raise ValueError("prior=None needs a known z_dim (give the encoder a z_dim attribute or pass a prior)")
+        return StandardNormal(z_dim)
+    if isinstance(prior, torch.distributions.Distribution):
+        module = DistributionPrior(prior)
+    elif isinstance(prior, nn.Module) and callable(prior):
+        module = prior
+    else:
+        raise ValueError(
+            f"prior must be a pyrovae prior module or a Pyro distribution with event_shape (z_dim,), got {type(prior).__name__}"
+        )
+    prior_z = getattr(module, "z_dim", None)
+    if z_dim is not None and prior_z is not None and prior_z != z_dim:
+        raise ValueError(f"the prior is over {prior_z} latent dimensions but the encoder produces z_dim={z_dim}")
+    return module
+
+
+__all__ = [
+    "StandardNormal",
+    "LearnedGaussian",
+    "MixtureOfGaussians",
+    "VampPrior",
+    "DistributionPrior",
+    "as_prior",
+]
