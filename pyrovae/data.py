@@ -53,7 +53,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -62,9 +62,9 @@ from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_in
 
 __all__ = [
     "BINARIZE_MODES",
+    "BinarizedDataset",
     "ChecksumError",
     "ImageSet",
-    "BinarizedDataset",
     "InMemoryLoader",
     "binarize",
     "check_images",
@@ -395,6 +395,7 @@ class InMemoryLoader:
 
 
 def _binarize_static(images: Tensor, seed: int | None) -> Tensor:
+    # InMemoryLoader.__init__'s ``binarize`` argument shadows the function there.
     return binarize(images, "static", seed)
 
 
@@ -406,7 +407,9 @@ def _binarize_static(images: Tensor, seed: int | None) -> Tensor:
 def _index_seed(seed: int, index: int) -> int:
     # A well-mixed 63-bit seed per (seed, index): stable across processes and runs, and
     # without the collisions of e.g. seed * K + index.
-    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(index)]).generate_state(1, np.uint64)
+    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(index)]).generate_state(
+        1, np.uint64
+    )
     return int(state[0] >> np.uint64(1))  # torch seeds must fit in int64
 
 
@@ -592,7 +595,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
     tampered pickle cannot run code.
     """
 
-    _ALLOWED: dict[tuple[str, str], Callable[[], Any]] = {
+    _ALLOWED: ClassVar[dict[tuple[str, str], Callable[[], Any]]] = {
         ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
         ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,
         ("numpy", "ndarray"): lambda: np.ndarray,
@@ -619,9 +622,7 @@ def _idx_bytes(array: np.ndarray) -> bytes:
     """Serialise a uint8 array in the idx format (big-endian header, then raw bytes)."""
     if array.dtype != np.uint8:
         raise TypeError(f"idx writer expects uint8, got {array.dtype}")
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(
-        f">{array.ndim}I", *array.shape
-    )
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
     return header + np.ascontiguousarray(array).tobytes()
 
 
@@ -700,7 +701,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 def _write_raw(raw: Path, arrays: Sequence[np.ndarray]) -> None:
     train_x, train_y, test_x, test_y = arrays
     for prefix, (x, y) in (("train", (train_x, train_y)), ("t10k", (test_x, test_y))):
-        for name, array in zip(_raw_names(prefix), (x, y)):
+        for name, array in zip(_raw_names(prefix), (x, y), strict=True):
             data = _idx_bytes(array)
             _verify_sha256(data, _MNIST_RAW_SHA256[name], f"{name} (as converted)")
             _atomic_write(raw / name, data)
@@ -725,13 +726,16 @@ def _fetch_torchvision(root: Path) -> tuple[np.ndarray, ...]:
     log = io.StringIO()
     try:
         try:
-            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-                with _socket_timeout(_DOWNLOAD_TIMEOUT_S):
-                    torchvision.datasets.MNIST(str(scratch), train=True, download=True)
+            with (
+                contextlib.redirect_stdout(log),
+                contextlib.redirect_stderr(log),
+                _socket_timeout(_DOWNLOAD_TIMEOUT_S),
+            ):
+                torchvision.datasets.MNIST(str(scratch), train=True, download=True)
         except Exception as err:
-            first_line = str(err).strip().splitlines()
+            lines = str(err).strip().splitlines()
             raise RuntimeError(
-                f"{type(err).__name__}: {' / '.join(first_line[:5]) or 'no message'}"
+                f"{type(err).__name__}: {' / '.join(lines[:5]) or 'no message'}"
             ) from err
         arrays = _read_raw(_raw_dir(scratch))
         _write_raw(_raw_dir(root), arrays)
@@ -798,7 +802,7 @@ def _fetch_pypi(root: Path) -> tuple[np.ndarray, ...]:
 def _to_imageset(images: np.ndarray, labels: np.ndarray) -> ImageSet:
     # astype copies into a fresh writable array: the cached uint8 arrays stay untouched.
     x = torch.from_numpy(images.astype(np.float32)).unsqueeze(1).div_(255.0)  # (N, 1, 28, 28)
-    y = torch.from_numpy(labels).to(torch.int64)  # (N,)
+    y = torch.from_numpy(labels.astype(np.int64))  # (N,)
     return ImageSet(x, y)
 
 
