@@ -89,3 +89,22 @@ def elbo(vae: VAE, x: torch.Tensor | Iterable, **kwargs) -> torch.Tensor:
     """The ELBO per data point, ``(N,)`` (see :func:`elbo_terms`)."""
     recon, kl = elbo_terms(vae, x, **kwargs)
     return recon - kl
+
+
+@torch.no_grad()
+def log_weights(vae: VAE, x: torch.Tensor, num_samples: int) -> torch.Tensor:
+    r"""Importance log-weights :math:`\log p(x, z_k) - \log q(z_k|x)` with :math:`z_k \sim q(z|x)`.
+
+    The building block of importance-sampled log p(x), effective sample size and
+    self-normalised estimates. One batch, all samples at once: chunk ``num_samples`` in the
+    caller to bound memory.
+
+    :param vae: the model.
+    :param x: a batch ``(b, *x_shape)`` on the model's device.
+    :param num_samples: K, draws per data point.
+    :returns: ``(b, K)``.
+    """
+    q = vae.encode(x)  # batch_shape (b,)
+    z = q.sample((num_samples,))  # (K, b, z_dim)
+    log_p = vae.prior().log_prob(z) + vae.decode(z).log_prob(x)  # (K, b)
+    return (log_p - q.log_prob(z)).T  # (b, K)
