@@ -67,6 +67,8 @@ class VAE(PyroModule):
     :param x_shape: shape of one data point; taken from ``encoder.x_shape`` when omitted.
     :param z_dim: latent size; taken from ``encoder.z_dim`` when omitted.
     :param config: a JSON-able description used to rebuild the model from a checkpoint.
+    :param guide_flow: optional module with ``encode(encoder, x) -> distribution`` that
+        replaces the diagonal Normal guide, e.g. :class:`pyrovae.flows.IAFGuide`.
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class VAE(PyroModule):
         x_shape: Sequence[int] | None = None,
         z_dim: int | None = None,
         config: dict | None = None,
+        guide_flow: nn.Module | None = None,
     ) -> None:
         super().__init__()
         z_dim = z_dim if z_dim is not None else getattr(encoder, "z_dim", None)
@@ -98,6 +101,7 @@ class VAE(PyroModule):
         self.likelihood = likelihood if likelihood is not None else _likelihoods.Bernoulli()
         self.beta = beta
         self.config = dict(config or {})
+        self.guide_flow = guide_flow
 
     # -- settings -------------------------------------------------------------------------
     @property
@@ -172,7 +176,10 @@ class VAE(PyroModule):
 
     def guide(self, x: torch.Tensor, num_data: int | None = None) -> torch.Tensor:
         """q(z|x), a diagonal Normal from the encoder; returns z."""
+        self.check_data(x, support=is_validation_enabled())  # the guide runs first: catch bad data here
         _register("encoder", self.encoder)
+        if self.guide_flow is not None:
+            _register("guide_flow", self.guide_flow)
         with self._plate(x, num_data):
             with self._z_weight():
                 return pyro.sample("z", self.encode(x))
@@ -188,7 +195,10 @@ class VAE(PyroModule):
         return out.reshape(*lead, *out.shape[1:])
 
     def encode(self, x: torch.Tensor) -> dist.Distribution:
-        """q(z|x) as a Normal with ``batch_shape (batch,)`` and ``event_shape (z_dim,)``."""
+        """q(z|x) as a Normal (or the ``guide_flow``'s distribution) with ``batch_shape (batch,)``
+        and ``event_shape (z_dim,)``."""
+        if self.guide_flow is not None:
+            return self.guide_flow.encode(self.encoder, x)
         loc, scale = self.encoder(x)  # each (batch, z_dim)
         return dist.Normal(loc, scale).to_event(1)
 
@@ -236,6 +246,7 @@ class VAE(PyroModule):
                 ("decoder", self.decoder),
                 ("prior", self.prior),
                 ("likelihood", self.likelihood),
+                ("guide_flow", self.guide_flow if self.guide_flow is not None else nn.Identity()),
             ):
                 if isinstance(child, PyroModule):
                     prefix = child._pyro_name
