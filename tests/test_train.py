@@ -1,0 +1,151 @@
+"""fit: training on real MNIST, checkpoints (round trip, resume, corruption), divergence
+handling and bad input at the boundary."""
+
+from __future__ import annotations
+
+import pyro
+import pytest
+import torch
+from pyro.infer import TraceMeanField_ELBO
+from pyro.optim import Adam
+
+from pyrovae import checkpoint as ckpt
+from pyrovae.builder import build_vae
+from pyrovae.train import TrainingDivergedError, beta_at, fit
+
+
+def small_vae(**kw):
+    return build_vae(hidden=(32,), z_dim=4, **kw)
+
+
+def test_fit_learns_on_mnist(mnist_small):
+    x, _, xt, _ = mnist_small
+    vae = small_vae()
+    h = fit(vae, x, xt, epochs=3, batch_size=50, device="cpu", progress=False)
+    assert h.epoch == [1, 2, 3]
+    assert len(h.train_elbo) == len(h.test_elbo) == len(h.test_kl) == 3
+    # per-example ELBO in nats: 784 binary pixels at p=0.5 cost 543 nats, a trained model far less
+    assert -400 < h.test_elbo[-1] < -150
+    assert h.test_elbo[-1] > h.test_elbo[0] + 10
+    for r, k, e in zip(h.test_recon, h.test_kl, h.test_elbo):
+        assert r - k == pytest.approx(e, abs=1e-3)
+
+
+def test_fit_with_pyro_optim_runs_svi(mnist_small):
+    x, _, xt, _ = mnist_small
+    vae = small_vae()
+    h = fit(vae, x[:500], xt[:100], epochs=2, batch_size=50, optim=Adam({"lr": 1e-3}), loss=TraceMeanField_ELBO(),
+            device="cpu", progress=False)
+    assert h.test_elbo[1] > h.test_elbo[0]
+
+
+def test_kl_warmup_schedule():
+    assert beta_at(0, 100, 1.0) == 0.0
+    assert beta_at(50, 100, 1.0) == pytest.approx(0.5)
+    assert beta_at(500, 100, 2.0) == 2.0
+    assert beta_at(0, 0, 0.7) == 0.7
+
+
+def test_warmup_in_fit_ends_at_target_beta(mnist_small):
+    x, _, _, _ = mnist_small
+    vae = small_vae()
+    h = fit(vae, x[:200], epochs=2, batch_size=50, warmup_epochs=1, device="cpu", progress=False)
+    assert h.beta == [1.0, 1.0] and vae.beta == 1.0
+    assert h.test_elbo == [None, None]
+
+
+def test_checkpoint_round_trip(tmp_path, mnist_small):
+    x, _, _, _ = mnist_small
+    vae = small_vae(prior="mog", num_components=3)
+    fit(vae, x[:200], epochs=1, batch_size=50, device="cpu", progress=False, checkpoint=tmp_path / "c.pt")
+    pyro.clear_param_store()
+    loaded, payload = ckpt.load_checkpoint(tmp_path / "c.pt")
+    assert payload["epoch"] == 1
+    assert payload["config"] == vae.config
+    assert payload["optimizer"]["kind"] == "torch"
+    assert set(payload["param_store"]) >= {"prior.locs", "encoder$$$head.linear.weight"}
+    for (k, a), (k2, b) in zip(vae.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2 and torch.equal(a, b), k
+
+
+def test_resume_gives_the_same_parameters(tmp_path, mnist_small):
+    x, _, xt, _ = mnist_small
+    kw = dict(batch_size=50, device="cpu", progress=False, seed=7)
+    straight = small_vae()
+    init = {k: v.clone() for k, v in straight.state_dict().items()}
+    h_straight = fit(straight, x[:300], xt[:50], epochs=2, **kw)
+
+    path = tmp_path / "r.pt"
+    pyro.clear_param_store()
+    first_half = small_vae()
+    first_half.load_state_dict(init)
+    fit(first_half, x[:300], xt[:50], epochs=1, checkpoint=path, **kw)
+
+    pyro.clear_param_store()
+    resumed = small_vae()  # fresh weights: the checkpoint must replace them
+    h_resumed = fit(resumed, x[:300], xt[:50], epochs=2, checkpoint=path, resume=True, **kw)
+    assert h_resumed.epoch == [1, 2]
+    assert h_resumed.test_elbo[1] == pytest.approx(h_straight.test_elbo[1], abs=1e-4)
+    for (k, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path, mnist_small):
+    x, _, _, _ = mnist_small
+    vae = small_vae()
+    path = tmp_path / "c.pt"
+    fit(vae, x[:100], epochs=1, batch_size=50, device="cpu", progress=False, checkpoint=path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ckpt.CheckpointError, match="truncated or corrupt"):
+        ckpt.load_checkpoint(path)
+    with pytest.raises(ValueError):  # CheckpointError is a ValueError
+        ckpt.load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_checkpoint_from_another_config_is_a_clear_error(tmp_path, mnist_small):
+    x, _, _, _ = mnist_small
+    path = tmp_path / "c.pt"
+    fit(small_vae(), x[:100], epochs=1, batch_size=50, device="cpu", progress=False, checkpoint=path)
+    other = build_vae(hidden=(32,), z_dim=6)
+    with pytest.raises(ckpt.CheckpointError, match=r"another config: fields \['z_dim'\]"):
+        ckpt.load_checkpoint(path, other)
+    with pytest.raises(ckpt.CheckpointError, match="another config"):
+        fit(other, x[:100], epochs=2, batch_size=50, device="cpu", progress=False, checkpoint=path, resume=True)
+
+
+def test_nan_loss_names_epoch_and_step_and_keeps_checkpoint(tmp_path, mnist_small):
+    x, _, _, _ = mnist_small
+    vae = small_vae()
+    path = tmp_path / "c.pt"
+    calls = {"n": 0}
+    decoder_forward = vae.decoder.forward
+
+    def poisoned(z):
+        calls["n"] += 1
+        out = decoder_forward(z)
+        return out * float("nan") if calls["n"] > 13 else out  # steps 1-10: epoch 1; step 4 of epoch 2 breaks
+
+    vae.decoder.forward = poisoned
+    with pytest.raises(TrainingDivergedError, match="at epoch 2, step 4"):
+        fit(vae, x[:200], epochs=3, batch_size=20, device="cpu", progress=False, checkpoint=path)
+    payload = ckpt.read_checkpoint(path)
+    assert payload["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in payload["model_state"].values())
+
+
+def test_bad_training_data_is_rejected_at_entry(mnist_small):
+    x, _, _, _ = mnist_small
+    vae = small_vae()
+    with pytest.raises(ValueError, match="Bernoulli likelihood needs binary data"):
+        fit(vae, x[:100], epochs=1, batch_size=50, binarize=None, device="cpu", progress=False)
+    bad = x[:100].clone()
+    bad[3, 0, 5, 5] = float("nan")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        fit(vae, bad, epochs=1, batch_size=50, device="cpu", progress=False)
+    with pytest.raises(ValueError, match=r"x has shape \(1, 784\)"):
+        fit(vae, x[:100].reshape(100, 784), epochs=1, batch_size=50, device="cpu", progress=False)
+    with pytest.raises(ValueError, match="binarize must be"):
+        fit(vae, x[:100], epochs=1, batch_size=50, binarize="otsu", device="cpu", progress=False)
+    with pytest.raises(ValueError, match="needs probabilities in"):
+        fit(vae, x[:100] * 255, epochs=1, batch_size=50, device="cpu", progress=False)
