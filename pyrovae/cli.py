@@ -18,14 +18,16 @@ import torch
 from . import likelihoods
 from .builder import NETS, PRIORS, VAEConfig, build_vae
 from .files import write_json
+from . import cli_inspect as _ci
 
 # The default recipe for `pyrovae train` with no flags (see README: beats -100 nats in 10 epochs).
 DEFAULTS = dict(
     epochs=10,  # passes over the 60k training images
-    batch_size=128,  # examples per SVI step
+    batch_size=64,  # examples per SVI step
     z_dim=32,  # latent dimension
     hidden=(512, 512),  # MLP widths (the decoder mirrors them)
-    prior="standard_normal",
+    activation="relu",  # MLP non-linearity
+    prior="mog",  # a learned 10-component Gaussian mixture
     likelihood="bernoulli",
     net="mlp",
     beta=1.0,
@@ -71,6 +73,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=d["batch_size"], help="examples per step (default %(default)s)")
     p.add_argument("--z-dim", type=int, default=d["z_dim"], help="latent dimension; 2 draws the latent map directly (default %(default)s)")
     p.add_argument("--hidden", type=_hidden, default=d["hidden"], help="MLP hidden widths, comma-separated (default 512,512)")
+    p.add_argument("--activation", choices=("softplus", "relu", "tanh", "elu", "gelu"), default=d["activation"],
+                   help="MLP non-linearity (default %(default)s)")
     p.add_argument("--prior", choices=PRIORS, default=d["prior"], help="prior p(z) (default %(default)s)")
     p.add_argument("--num-components", type=int, default=10, help="components of the mog prior / pseudo-inputs of vamp (default %(default)s)")
     p.add_argument("--likelihood", choices=sorted(likelihoods.REGISTRY), default=d["likelihood"],
@@ -100,7 +104,7 @@ def run_train(args: argparse.Namespace) -> dict:
 
     binarize = None if args.binarize == "none" else args.binarize
     config = VAEConfig(
-        z_dim=args.z_dim, net=args.net, hidden=args.hidden, prior=args.prior, num_components=args.num_components,
+        z_dim=args.z_dim, net=args.net, hidden=args.hidden, activation=args.activation, prior=args.prior, num_components=args.num_components,
         likelihood=args.likelihood, beta=args.beta,
     )
     train, test = data.load_mnist(args.data)
@@ -143,9 +147,17 @@ def run_train(args: argparse.Namespace) -> dict:
     return metrics
 
 
+from . import cli_kl as _cli_kl  # noqa: E402  (KL-direction subcommands)
+
 #: name -> (help, add_arguments, run)
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], object]]] = {
     "train": ("train a VAE on MNIST; write checkpoint, metrics.json and figures", add_train_args, run_train),
+    "evaluate": ("ELBO terms, log p(x) and collapse diagnostics of a checkpoint, as JSON", _ci.add_evaluate_args, _ci.run_evaluate),
+    "inspect": ("write every applicable inspection figure of a checkpoint to a folder", _ci.add_inspect_args, _ci.run_inspect),
+    "kl-demo": ("fit one Gaussian to a bimodal toy in each KL direction; write kl_toy.png/.json",
+                _cli_kl.add_demo_args, _cli_kl.run_demo),
+    "kl-compare": ("train a VAE with Trace_ELBO, IWAE and RWS; compare guides both KL ways; write figure/JSON",
+                   _cli_kl.add_compare_args, _cli_kl.run_compare),
 }
 
 
@@ -154,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add_args, _) in COMMANDS.items():
         add_args(sub.add_parser(name, help=help_text, description=help_text,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter if False else argparse.HelpFormatter))
+                                formatter_class=argparse.RawDescriptionHelpFormatter))
     return parser
 
 
