@@ -11,10 +11,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import likelihoods, nets, priors
+from . import flows, likelihoods, nets, priors
 from .model import VAE
 
-PRIORS = ("standard_normal", "learned_gaussian", "mog", "vamp")
+PRIORS = ("standard_normal", "learned_gaussian", "mog", "vamp", "flow")
 NETS = ("mlp", "conv")
 
 
@@ -33,11 +33,20 @@ class VAEConfig:
     likelihood_scale: float | None = None  # Gaussian/Laplace scale; None = learned
     num_classes: int | None = None  # Categorical only
     beta: float = 1.0  # weight of the KL term; 1 = true ELBO
+    guide_flows: int = 0  # IAF steps on top of the Normal guide q(z|x); 0 = plain diagonal Normal
+    prior_flows: int = 2  # autoregressive steps of the "flow" prior
+    flow_kind: str = "affine"  # step of the "flow" prior: "affine" or "spline"
+    flow_hidden: tuple[int, ...] | None = None  # MADE widths of every flow step (None: (2 * z_dim,))
     extra: dict[str, Any] = field(default_factory=dict)  # room for user fields
 
     def __post_init__(self) -> None:
         self.x_shape = tuple(self.x_shape)
         self.hidden = tuple(self.hidden)
+        self.flow_hidden = tuple(self.flow_hidden) if self.flow_hidden is not None else None
+        if not isinstance(self.guide_flows, int) or self.guide_flows < 0:
+            raise ValueError(f"guide_flows must be an integer >= 0, got {self.guide_flows!r}")
+        if self.flow_kind not in flows.FLOW_KINDS:
+            raise ValueError(f"unknown flow_kind {self.flow_kind!r}; expected one of {list(flows.FLOW_KINDS)}")
         if not isinstance(self.z_dim, int) or self.z_dim < 1:
             raise ValueError(f"z_dim must be a positive integer, got {self.z_dim!r}")
         if self.prior not in PRIORS:
@@ -50,6 +59,7 @@ class VAEConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["x_shape"], d["hidden"] = list(self.x_shape), list(self.hidden)
+        d["flow_hidden"] = list(self.flow_hidden) if self.flow_hidden is not None else None
         return d
 
     @classmethod
@@ -89,6 +99,8 @@ def build_vae(config: VAEConfig | dict[str, Any] | None = None, **overrides: Any
         prior = priors.LearnedGaussian(c.z_dim)
     elif c.prior == "mog":
         prior = priors.MixtureOfGaussians(c.z_dim, c.num_components)
+    elif c.prior == "flow":
+        prior = flows.FlowPrior(c.z_dim, c.prior_flows, c.flow_hidden, kind=c.flow_kind)
     else:
         prior = priors.VampPrior(encoder, c.num_components, c.x_shape)
     if c.likelihood in ("gaussian", "laplace"):
@@ -97,4 +109,7 @@ def build_vae(config: VAEConfig | dict[str, Any] | None = None, **overrides: Any
         likelihood = likelihoods.by_name(c.likelihood, num_classes=k)
     else:
         likelihood = likelihoods.by_name(c.likelihood)
-    return VAE(encoder, decoder, prior, likelihood, beta=c.beta, config=c.to_dict())
+    guide_flow = None
+    if c.guide_flows:
+        guide_flow = flows.IAFGuide(c.z_dim, flows.context_dim_of(encoder), c.guide_flows, c.flow_hidden)
+    return VAE(encoder, decoder, prior, likelihood, beta=c.beta, config=c.to_dict(), guide_flow=guide_flow)

@@ -16,7 +16,7 @@ from typing import Any
 import pyro
 import torch
 
-from .builder import build_vae
+from .builder import VAEConfig, build_vae
 from .files import atomic_write
 from .model import VAE
 
@@ -101,16 +101,27 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return payload
 
 
+def _normalised(config: dict) -> dict:
+    # fill in defaults, so a checkpoint written before a config field existed still matches
+    if not config:
+        return {}
+    try:
+        return VAEConfig.from_dict(config).to_dict()
+    except (TypeError, ValueError):
+        return dict(config)
+
+
 def load_into(vae: VAE, payload: dict, *, path: str | os.PathLike = "checkpoint") -> None:
     """Load the network state from ``payload`` into ``vae``, checking that they match.
 
     :raises CheckpointError: when the configs or parameter shapes differ.
     """
-    if payload["config"] and vae.config and payload["config"] != vae.config:
-        diff = sorted(k for k in set(payload["config"]) | set(vae.config) if payload["config"].get(k) != vae.config.get(k))
+    theirs_cfg, own_cfg = _normalised(payload["config"]), _normalised(vae.config)
+    if theirs_cfg and own_cfg and theirs_cfg != own_cfg:
+        diff = sorted(k for k in set(theirs_cfg) | set(own_cfg) if theirs_cfg.get(k) != own_cfg.get(k))
         raise CheckpointError(
             f"checkpoint {path} is from another config: fields {diff} differ "
-            f"(checkpoint: {[payload['config'].get(k) for k in diff]}, model: {[vae.config.get(k) for k in diff]})"
+            f"(checkpoint: {[theirs_cfg.get(k) for k in diff]}, model: {[own_cfg.get(k) for k in diff]})"
         )
     own = vae.state_dict()
     theirs = payload["model_state"]

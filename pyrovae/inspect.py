@@ -1,6 +1,11 @@
-"""Posterior inspection: latent codes of a data set and their 2-D projections.
+"""Posterior inspection: latent codes of a data set, their 2-D projections, snapshots of
+them during training, and decodes of samples and posterior draws.
 
-Computation only; :mod:`pyrovae.plots` draws the results.
+Computation only; :mod:`pyrovae.plots` draws the results. The rest of the inspection toolkit
+lives in its own modules and is re-exported here: :mod:`pyrovae.latent_walks`
+(interpolation, manifold grid, traversal, attribute vectors), :mod:`pyrovae.posterior_grid`
+(the true posterior of a 2-D latent against the guide) and :mod:`pyrovae.anomaly` (anomaly
+scores, ranking, denoising).
 
 References:
 
@@ -11,13 +16,53 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import torch
 
-from .evaluate import _batches, model_device
+from ._batching import _batches, as_batch, model_device
+from .anomaly import AnomalyScores, anomaly_scores, corrupt, denoise, rank
+from .latent_walks import (
+    apply_attribute,
+    attribute_vector,
+    class_vector,
+    interpolate,
+    interpolate_inputs,
+    manifold_grid,
+    prior_quantiles,
+    stroke_thickness,
+    thickness_vector,
+    traversal,
+)
 from .model import VAE
+from .posterior_grid import PosteriorGrid, posterior_grid
+
+__all__ = [
+    "AnomalyScores",
+    "LatentCodes",
+    "LatentSnapshots",
+    "PosteriorGrid",
+    "anomaly_scores",
+    "apply_attribute",
+    "attribute_vector",
+    "class_vector",
+    "corrupt",
+    "denoise",
+    "encode_dataset",
+    "interpolate",
+    "interpolate_inputs",
+    "manifold_grid",
+    "pca",
+    "posterior_decodes",
+    "posterior_grid",
+    "prior_quantiles",
+    "project_2d",
+    "rank",
+    "stroke_thickness",
+    "thickness_vector",
+    "traversal",
+]
 
 
 @dataclass
@@ -83,3 +128,60 @@ def project_2d(z: torch.Tensor, method: str = "pca") -> torch.Tensor:
             raise ImportError("method='tsne' needs scikit-learn: pip install scikit-learn") from e
         return torch.as_tensor(TSNE(2, init="pca", random_state=0).fit_transform(z.numpy()), dtype=z.dtype)
     raise ValueError(f"unknown projection {method!r}; expected 'pca' or 'tsne'")
+
+
+class LatentSnapshots:
+    """A :func:`pyrovae.fit` callback that stores the projected posterior means of a fixed
+    set of inputs after every epoch (seed 001, Fig. 8).
+
+    Example::
+
+        snaps = LatentSnapshots(test.images[:2000], test.labels[:2000])
+        snaps.record(0, vae)                    # before training
+        fit(vae, train, epochs=5, batch_size=128, callbacks=[snaps])
+        plots.latent_snapshots(snaps)
+
+    Each epoch is projected on its own (PCA axes may flip sign between epochs).
+
+    :param x: inputs ``(N, *x_shape)``, as the model sees data.
+    :param labels: optional ``(N,)`` labels for colour.
+    :param method: ``"pca"`` or ``"tsne"`` for ``z_dim > 2``.
+    :param every: record every ``every`` epochs.
+    """
+
+    def __init__(self, x: torch.Tensor, labels: torch.Tensor | None = None, method: str = "pca", every: int = 1) -> None:
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        self.x, self.labels, self.method, self.every = x, labels, method, every
+        self.epochs: list[int] = []
+        self.points: list[torch.Tensor] = []  # each (N, 2)
+        self.axis_labels = ("z[0]", "z[1]")  # becomes the projection's axes for z_dim > 2
+
+    def record(self, epoch: int, vae: VAE) -> None:
+        """Encode the inputs now and store their projected means under ``epoch``."""
+        was_training = vae.training
+        vae.eval()
+        codes = encode_dataset(vae, self.x)
+        vae.train(was_training)
+        self.epochs.append(int(epoch))
+        self.points.append(project_2d(codes.loc, self.method))
+        if codes.loc.shape[1] > 2:
+            self.axis_labels = ("PC 1", "PC 2") if self.method == "pca" else ("t-SNE 1", "t-SNE 2")
+
+    def __call__(self, epoch: int, vae: VAE, history=None) -> None:
+        if epoch % self.every == 0:
+            self.record(epoch, vae)
+
+
+@torch.no_grad()
+def posterior_decodes(vae: VAE, x: torch.Tensor, num_samples: int = 8) -> torch.Tensor:
+    """Decode several draws z ~ q(z|x) of the same inputs: "even for the same input … the
+    encoding will somewhat vary" (seed 000).
+
+    :param vae: the model.
+    :param x: ``(b, *x_shape)`` or one input.
+    :param num_samples: draws per input.
+    :returns: ``(b, num_samples, *x_shape)`` decoded means.
+    """
+    z = vae.encode(as_batch(vae, x)).sample((num_samples,))  # (S, b, z_dim)
+    return vae.decode_mean(z).transpose(0, 1)

@@ -131,6 +131,31 @@ class VAE(PyroModule):
             return poutine.mask(mask=False)
         return poutine.scale(scale=self._beta)
 
+    def register_params(self) -> None:
+        """Put the nets' parameters in Pyro's param store now, as :meth:`model` and
+        :meth:`guide` do on every call (the store holds the same tensors, so it stays current
+        while a torch optimiser updates them in place)."""
+        for name in ("encoder", "decoder", "prior", "likelihood", "guide_flow"):
+            child = getattr(self, name, None)
+            if child is not None:
+                _register(name, child)
+
+    @contextlib.contextmanager
+    def param_registration(self, enabled: bool):
+        """Within this block, :meth:`model` and :meth:`guide` do (or skip) ``pyro.module``.
+
+        Registration puts plain ``nn.Module`` parameters in Pyro's param store on every call,
+        which ``SVI`` with a ``pyro.optim`` optimiser needs. A loop that optimises
+        ``vae.parameters()`` with a ``torch.optim`` optimiser (``fit``'s fast path) does not,
+        and skips its per-step cost. Sites, scaling and values are unchanged.
+        """
+        previous = self.__dict__.get("_register_params", True)
+        self.__dict__["_register_params"] = bool(enabled)
+        try:
+            yield self
+        finally:
+            self.__dict__["_register_params"] = previous
+
     # -- checks ---------------------------------------------------------------------------
     def check_data(self, x: torch.Tensor, support: bool = True) -> None:
         """Raise ``ValueError`` if ``x`` has the wrong shape, non-finite values, or values
@@ -164,9 +189,10 @@ class VAE(PyroModule):
     def model(self, x: torch.Tensor, num_data: int | None = None) -> torch.Tensor:
         """p(z) p(x|z), observing ``x`` ``(batch, *x_shape)``; returns z."""
         self.check_data(x, support=is_validation_enabled())
-        _register("decoder", self.decoder)
-        _register("prior", self.prior)
-        _register("likelihood", self.likelihood)
+        if self.__dict__.get("_register_params", True):
+            _register("decoder", self.decoder)
+            _register("prior", self.prior)
+            _register("likelihood", self.likelihood)
         with self._plate(x, num_data):
             with self._z_weight():
                 z = pyro.sample("z", self.prior())  # (..., batch, z_dim)
@@ -177,9 +203,10 @@ class VAE(PyroModule):
     def guide(self, x: torch.Tensor, num_data: int | None = None) -> torch.Tensor:
         """q(z|x), a diagonal Normal from the encoder; returns z."""
         self.check_data(x, support=is_validation_enabled())  # the guide runs first: catch bad data here
-        _register("encoder", self.encoder)
-        if self.guide_flow is not None:
-            _register("guide_flow", self.guide_flow)
+        if self.__dict__.get("_register_params", True):
+            _register("encoder", self.encoder)
+            if self.guide_flow is not None:
+                _register("guide_flow", self.guide_flow)
         with self._plate(x, num_data):
             with self._z_weight():
                 return pyro.sample("z", self.encode(x))

@@ -2,10 +2,15 @@ r"""Training: the SVI loop behind :func:`fit`, with schedules, checkpoints and a
 
 ``fit`` drives the same ``vae.model`` and ``vae.guide`` a user would hand to ``SVI``. With a
 ``pyro.optim`` optimiser it *is* ``SVI.step``. Without one (the default) it takes the fast
-path: the ELBO's ``differentiable_loss`` and one ``torch.optim.Adam`` over the module's
-parameters, with Pyro's per-site validation off (the data are checked once, at entry) and no
-host synchronisation per step (losses accumulate on the device). Both paths minimise the
-same estimator of the negative ELBO,
+path: one ``torch.optim.Adam`` (fused where the device supports it) over the module's
+parameters, Pyro's per-site validation off (the data are checked once, at entry), no
+``pyro.module`` registration per step, and no host synchronisation per step (losses
+accumulate on the device). With the default ``Trace_ELBO`` the loss is
+:func:`reparam_trace_elbo`: the guide is traced, the model replayed against it, and
+:math:`-(\log p(x, z) - \log q(z|x))` summed, which is ``Trace_ELBO``'s estimator for a
+reparameterised guide (same draws, same value, same gradient) without its bookkeeping. Any
+other ELBO runs through its own ``differentiable_loss``. All paths minimise an unbiased
+estimator of the negative ELBO,
 
 .. math::
 
@@ -32,8 +37,11 @@ from typing import Any, Callable, Iterable, Sequence
 
 import pyro
 import torch
+from pyro import poutine
+from pyro.distributions.util import scale_and_mask
 from pyro.infer import ELBO, SVI, Trace_ELBO
 from pyro.optim import PyroOptim
+from pyro.poutine.util import site_is_subsample
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
@@ -100,6 +108,10 @@ def check_training_data(vae: VAE, x: torch.Tensor, binarize: str | None, name: s
     if x.dim() < 2 or len(x) == 0:
         raise ValueError(f"{name} must be a non-empty batch (N, *x_shape), got shape {tuple(x.shape)}")
     vae.check_data(x[:1], support=False)
+    if binarize is not None:
+        lo, hi = torch.aminmax(x.detach())  # one pass over the data; NaN propagates and fails below
+        if bool(lo >= 0) and bool(hi <= 1):
+            return
     bad = ~torch.isfinite(x)
     if bad.any():
         raise ValueError(f"{name} contains NaN or inf at {int(bad.sum())} positions; expected finite values")
@@ -112,10 +124,54 @@ def check_training_data(vae: VAE, x: torch.Tensor, binarize: str | None, name: s
         )
 
 
-def _seed_epoch(seed: int | None, epoch: int) -> None:
-    # every epoch starts from a known RNG state, so a resumed run repeats the original exactly
+def _seed_epoch(seed: int | None, epoch: int, rank: int = 0) -> None:
+    # every epoch starts from a known RNG state, so a resumed run repeats the original exactly;
+    # distributed ranks draw different noise (their parameters stay equal: the gradients are)
     if seed is not None:
-        pyro.set_rng_seed(seed * 100003 + epoch)
+        pyro.set_rng_seed(seed * 100003 + epoch + 7919 * rank)
+
+
+def _sample_sites(trace: poutine.Trace):
+    return (s for s in trace.nodes.values() if s["type"] == "sample" and not site_is_subsample(s))
+
+
+def reparam_trace_elbo(model: Callable, guide: Callable, *args: Any, **kwargs: Any) -> torch.Tensor | None:
+    r"""``Trace_ELBO``'s single-particle loss for a guide whose sites are all reparameterised.
+
+    .. math::
+
+        -\widehat{\mathcal{L}} = -\Big(\sum_{\text{model sites}} s \log p - \sum_{\text{guide sites}} s \log q\Big),
+        \qquad z \sim q \text{ (reparameterised)},
+
+    with each site's plate/β scale ``s`` and mask, exactly as ``Trace_ELBO`` sums them: for
+    such a guide its surrogate loss *is* this sum, so the value and the gradient agree with
+    ``Trace_ELBO().differentiable_loss`` on the same draw. What is skipped is bookkeeping
+    (per-site score parts, pruned trace copies, a ``.item()`` per site).
+
+    :returns: the loss tensor, or ``None`` when some guide site is not reparameterised (the
+        caller then uses ``Trace_ELBO`` itself, which adds the score-function term).
+    """
+    guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+    elbo = 0.0
+    for site in _sample_sites(guide_trace):
+        if site["is_observed"]:
+            continue
+        if not getattr(site["fn"], "has_rsample", False):
+            return None
+        elbo = elbo - scale_and_mask(site["fn"].log_prob(site["value"]), site["scale"], site["mask"]).sum()
+    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+    for site in _sample_sites(model_trace):
+        elbo = elbo + scale_and_mask(site["fn"].log_prob(site["value"]), site["scale"], site["mask"]).sum()
+    return -elbo
+
+
+def _adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    # the fused kernel updates every tensor in one pass; where the device or dtype has none,
+    # plain Adam (same maths, same state-dict layout, so checkpoints load either way)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr)
 
 
 def fit(
@@ -141,6 +197,7 @@ def fit(
     progress: bool = True,
     check_every: int = 100,
     validate: bool = False,
+    distributed: bool = False,
 ) -> History:
     """Train ``vae`` by stochastic variational inference.
 
@@ -168,7 +225,13 @@ def fit(
     :param test_seed: seed of the test set's fixed binarisation.
     :param progress: show a tqdm progress bar.
     :param check_every: steps between checks for a non-finite loss (each check syncs once).
-    :param validate: keep Pyro's per-site validation on during training (slower).
+    :param validate: keep Pyro's per-site validation on during training (slower; also runs
+        ``Trace_ELBO`` itself, with its model/guide checks, instead of the lean estimator).
+    :param distributed: train data-parallel over the initialised ``torch.distributed``
+        process group (see :mod:`pyrovae.distributed`): each rank takes an equal shard of
+        ``train_images``, the plate still scales by the full ``N`` (so each rank's loss
+        estimates the full-data ELBO), and gradients are averaged across ranks before each
+        step. Only rank 0 writes checkpoints and shows progress.
     :returns: the :class:`History`.
     :raises ValueError: for bad data or settings.
     :raises TrainingDivergedError: when the loss becomes NaN/inf; earlier checkpoints are kept.
@@ -191,26 +254,46 @@ def fit(
             x_test = binarize_images(x_test, "static", seed=test_seed)  # fixed, comparable across epochs
     vae.to(dev)
     vae.sync_param_store()
+    vae.register_params()  # once: the fast path skips pyro.module per step
     loss = loss if loss is not None else Trace_ELBO()
     target_beta = vae.beta if beta is None else float(beta)
     num_data = len(x_train)
+    rank, world = 0, 1
+    if distributed:
+        from . import distributed as ddp
+
+        rank, world = ddp.rank_and_world()
+        ddp.broadcast_parameters(vae)  # every rank starts from rank 0's initialisation
+        x_train = ddp.shard(x_train, rank, world)  # (N // world, *x_shape); num_data stays N
+        progress = progress and rank == 0
+        checkpoint_writer = rank == 0
+    else:
+        checkpoint_writer = True
     x_train = x_train.to(dev)
     if binarize == "static":
         x_train = binarize_images(x_train, "static", seed=seed)
     # the loader takes no seed of its own: fit re-seeds the global RNG each epoch instead,
     # which makes a resumed run identical to an uninterrupted one
-    loader = InMemoryLoader(x_train, batch_size, shuffle=True, binarize="dynamic" if binarize == "dynamic" else None)
+    # the data were checked above, so the loader does not re-check them: binarisation happens
+    # in the loop (the same draws from the same global RNG)
+    loader = InMemoryLoader(x_train, batch_size, shuffle=True, binarize=None)
+    dynamic = binarize == "dynamic"
     steps_per_epoch = len(loader)
     warmup_steps = int(round(warmup_epochs * steps_per_epoch))
 
     use_svi = isinstance(optim, PyroOptim)
     if use_svi:
+        if distributed:
+            raise ValueError("distributed=True needs a torch optimiser (optim=None or a factory), not pyro.optim")
         optimizer = optim
         svi = SVI(vae.model, vae.guide, optim, loss)
     else:
         params = [p for p in vae.parameters() if p.requires_grad]
-        optimizer = optim(params) if optim is not None else torch.optim.Adam(params, lr=lr)
+        optimizer = optim(params) if optim is not None else _adam(params, lr)
     has_diff_loss = hasattr(loss, "differentiable_loss")
+    # Trace_ELBO with one particle: the same estimator, computed leanly (reparam_trace_elbo)
+    lean = not use_svi and not validate and type(loss) is Trace_ELBO and loss.num_particles == 1
+    model, guide = vae.model, vae.guide  # bound once: a JIT ELBO keys its cache on their ids
 
     history, start_epoch = History(), 0
     fit_config = {"epochs": epochs, "batch_size": batch_size, "binarize": binarize, "lr": lr, "seed": seed,
@@ -225,28 +308,36 @@ def fit(
         start_epoch = int(payload["epoch"])
 
     def step(x: torch.Tensor) -> torch.Tensor | float:
+        nonlocal lean
         if use_svi:
             return svi.step(x, num_data=num_data)
-        if has_diff_loss:
-            value = loss.differentiable_loss(vae.model, vae.guide, x, num_data=num_data)
-            optimizer.zero_grad(set_to_none=True)
-            value.backward()
-            optimizer.step()
-            return value.detach()
         optimizer.zero_grad(set_to_none=True)
-        value = loss.loss_and_grads(vae.model, vae.guide, x, num_data=num_data)  # grads land on the params
+        value = reparam_trace_elbo(model, guide, x, num_data=num_data) if lean else None
+        if value is None and lean:
+            lean = False  # a non-reparameterised guide site: Trace_ELBO adds its score term
+        if value is not None or has_diff_loss:
+            if value is None:
+                value = loss.differentiable_loss(model, guide, x, num_data=num_data)
+            value.backward()
+            value = value.detach()
+        else:
+            value = loss.loss_and_grads(model, guide, x, num_data=num_data)  # grads land on the params
+        if world > 1:
+            ddp.average_gradients(params)
         optimizer.step()
         return value
 
     global_step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch + 1, epochs + 1):
-        _seed_epoch(seed, epoch)
+        _seed_epoch(seed, epoch, rank)
         vae.train()
         losses = torch.zeros(steps_per_epoch, device=dev)  # (steps,) per-step loss, kept on the device
         bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch}/{epochs}", disable=not progress, leave=False)
         t0 = time.perf_counter()
-        with pyro.validation_enabled(validate):
+        with pyro.validation_enabled(validate), vae.param_registration(use_svi):
             for i, x in enumerate(bar):
+                if dynamic:
+                    x = torch.bernoulli(x)  # (batch, *x_shape), a fresh draw on the device
                 vae.beta = beta_at(global_step, warmup_steps, target_beta)
                 losses[i] = step(x)
                 global_step += 1
@@ -258,8 +349,11 @@ def fit(
             torch.cuda.synchronize(dev)
         seconds = time.perf_counter() - t0
         vae.beta = target_beta
+        epoch_loss = losses.mean()
+        if world > 1:
+            epoch_loss = ddp.mean_across_ranks(epoch_loss)
         history.epoch.append(epoch)
-        history.train_elbo.append(-float(losses.mean()) / num_data)
+        history.train_elbo.append(-float(epoch_loss) / num_data)
         history.beta.append(vae.beta)
         history.seconds.append(seconds)
         if x_test is not None:
@@ -275,7 +369,7 @@ def fit(
         if progress:
             test = f", test ELBO {history.test_elbo[-1]:.2f}" if x_test is not None else ""
             tqdm.write(f"epoch {epoch}: train ELBO {history.train_elbo[-1]:.2f}{test} ({seconds:.1f}s)")
-        if checkpoint is not None:
+        if checkpoint is not None and checkpoint_writer:
             ckpt.save_checkpoint(checkpoint, vae, optimizer=optimizer, epoch=epoch, history=history.to_dict(),
                                  fit_config=fit_config)
         for cb in callbacks:

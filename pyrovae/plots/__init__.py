@@ -6,6 +6,11 @@ One module per family of figures; everything is re-exported here.
 """
 
 from .images import image_grid, new_figure, reconstructions, save
-from .latent import latent_scatter
+from .diagnostics import unit_activity
+from .latent import latent_bubbles, latent_scatter, latent_snapshots
+from .posterior import posterior_contours
+from .walks import labelled_grid, manifold, mosaic
+from .kl import kl_fits, posterior_vs_guides
 
-__all__ = ["save", "new_figure", "image_grid", "reconstructions", "latent_scatter"]
+__all__ = ["save", "new_figure", "image_grid", "reconstructions", "latent_scatter",
+           "latent_bubbles", "latent_snapshots", "labelled_grid", "manifold", "mosaic", "posterior_contours", "unit_activity"]

@@ -1,0 +1,203 @@
+r"""Test log-likelihood on binarised MNIST, the field's standard comparison.
+
+Trains a named configuration, then estimates :math:`-\log p(x)` on the test set with the
+importance-weighted estimator of Burda et al. (2016) (``evaluate.log_likelihood``, K = 5000
+samples from the guide per test image) and writes a JSON record: configuration, epochs,
+wall time, NLL ± standard error.
+
+Configurations (all use Burda et al.'s 1-stochastic-layer network: 784-200-200-50, tanh,
+Bernoulli likelihood; batch 100, Adam 1e-3):
+
+========== =====================================================================
+vae-burda  diagonal Normal guide, N(0, I) prior, ELBO (TraceMeanField_ELBO)
+vampprior  VampPrior with 500 pseudo-inputs (Tomczak & Welling 2018), ELBO
+iaf        guide = Normal + 2 IAF steps (Kingma et al. 2016), ELBO (Trace_ELBO)
+iwae       IWAE bound with ``--particles`` K (default 50) per data point
+best       IAF guide + affine flow prior, trained with the IWAE bound (K = 5)
+========== =====================================================================
+
+Binarisation: ``dynamic`` draws fresh binary training images every epoch; ``static`` draws
+them once, ``data.binarize(train, "static", seed=SEED)`` with ``SEED = --seed`` (0). The
+test images are always binarised once with ``data.binarize(test, "static", seed=0)``
+(``STATIC_TEST_SEED``), so every row scores the same binary test set. (This is not
+Larochelle's fixed binarised-MNIST file, which most "static" papers use.)
+
+Example (tiny)::
+
+    python benchmarks/likelihood.py --config vae-burda --epochs 1 --subset 500 --samples 50
+
+References:
+
+1. Burda, Y., Grosse, R. and Salakhutdinov, R. (2016). Importance Weighted Autoencoders. ICLR.
+2. Kingma, D. P. et al. (2016). Improved Variational Inference with Inverse Autoregressive
+   Flow. NeurIPS.
+3. Tomczak, J. M. and Welling, M. (2018). VAE with a VampPrior. AISTATS.
+4. Rezende, D. J. and Mohamed, S. (2015). Variational Inference with Normalizing Flows. ICML.
+5. Papamakarios, G. et al. (2021). Normalizing Flows for Probabilistic Modeling and
+   Inference. JMLR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pyro
+import torch
+
+#: Seed of the one binarisation of the test set that every row is scored on.
+STATIC_TEST_SEED = 0
+
+#: Burda et al.'s 1-layer network.
+BURDA = {"x_shape": (1, 28, 28), "z_dim": 50, "hidden": (200, 200), "activation": "tanh", "likelihood": "bernoulli"}
+
+#: name -> (VAEConfig overrides, loss name, default particles, published NLL and source)
+CONFIGS: dict[str, dict[str, Any]] = {
+    "vae-burda": {"model": {}, "loss": "meanfield", "particles": 1,
+                  "published": (86.76, "Burda et al. 2016, VAE 1 layer, 3280 epochs, dynamic")},
+    "vampprior": {"model": {"prior": "vamp", "num_components": 500}, "loss": "trace", "particles": 1,
+                  "published": (85.57, "Tomczak & Welling 2018, VampPrior 1 layer, static")},
+    "iaf": {"model": {"guide_flows": 2}, "loss": "trace", "particles": 1,
+                  "published": (79.10, "Kingma et al. 2016, IAF with a ResNet VAE (different network)")},
+    "iwae": {"model": {}, "loss": "iwae", "particles": 50,
+                  "published": (84.78, "Burda et al. 2016, IWAE k=50 1 layer, dynamic")},
+    "best": {"model": {"guide_flows": 2, "prior": "flow", "prior_flows": 2}, "loss": "iwae", "particles": 5,
+                  "published": (84.78, "target: beat Burda et al.'s IWAE k=50 (84.78)")},
+}
+
+
+class _TimeUp(Exception):
+    """Raised by the epoch callback to end training at the time limit."""
+
+
+def make_loss(name: str, particles: int):
+    """The training objective: ``meanfield``/``trace`` ELBO, or the per-data-point IWAE bound."""
+    from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
+
+    from pyrovae.iwae import IWAE_ELBO
+
+    if name == "iwae":
+        return IWAE_ELBO(num_particles=particles)
+    if particles != 1:
+        raise ValueError(f"--particles applies to the iwae objective only, got {particles} with {name}")
+    return TraceMeanField_ELBO() if name == "meanfield" else Trace_ELBO()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Train ``args.config``, score the test set, write and return the JSON record."""
+    from pyrovae import data, evaluate
+    from pyrovae.builder import VAEConfig, build_vae
+    from pyrovae.train import fit
+
+    if args.config not in CONFIGS:
+        raise ValueError(f"unknown --config {args.config!r}; expected one of {sorted(CONFIGS)}")
+    spec = CONFIGS[args.config]
+    particles = args.particles if args.particles is not None else spec["particles"]
+    overrides = dict(spec["model"])
+    if args.components is not None:
+        overrides["num_components"] = args.components
+    config = VAEConfig(**{**BURDA, **overrides})
+    torch.set_num_threads(args.threads)
+    pyro.set_rng_seed(args.seed)
+    pyro.clear_param_store()
+    train, test = data.load_mnist(args.data)
+    x_train = train.images[: args.subset] if args.subset else train.images
+    x_test = test.images[: args.subset] if args.subset else test.images
+    if args.test_subset:
+        x_test = x_test[: args.test_subset]
+    x_test_bin = data.binarize(x_test, "static", seed=STATIC_TEST_SEED)
+    vae = build_vae(config)
+    out = Path(args.out)
+    record: dict[str, Any] = {
+        "config_name": args.config,
+        "model": config.to_dict(),
+        "train": {"loss": spec["loss"], "particles": particles, "epochs_requested": args.epochs, "batch_size": args.batch_size,
+                      "lr": args.lr, "binarize": args.binarize, "seed": args.seed, "subset": args.subset,
+                      "time_limit_min": args.time_limit, "threads": args.threads},
+        "eval": {"num_samples": args.samples, "test_points": len(x_test), "test_binarize_seed": STATIC_TEST_SEED},
+        "published": dict(zip(("nll", "source"), spec["published"])),
+        "command": "python benchmarks/likelihood.py " + " ".join(sys.argv[1:]),
+        "status": "training",
+    }
+    t0 = time.perf_counter()
+
+    def on_epoch(epoch: int, model: Any, history: Any) -> None:
+        record.update(epochs=epoch, train_seconds=time.perf_counter() - t0, test_elbo=history.test_elbo[-1],
+                      history={"epoch": history.epoch, "test_elbo": history.test_elbo, "seconds": history.seconds})
+        _write(out, record)
+        if args.time_limit and time.perf_counter() - t0 > 60 * args.time_limit:
+            raise _TimeUp
+
+    try:
+        fit(vae, x_train, x_test, epochs=args.epochs, batch_size=args.batch_size, binarize=args.binarize,
+            loss=make_loss(spec["loss"], particles), lr=args.lr, device="cpu", seed=args.seed,
+            callbacks=[on_epoch], progress=False, checkpoint=args.checkpoint, resume=args.checkpoint is not None)
+        record["stopped_by"] = "epochs"
+    except _TimeUp:
+        record["stopped_by"] = "time limit"
+    record.setdefault("epochs", 0)
+    record["train_seconds"] = time.perf_counter() - t0
+    record["status"] = "evaluating"
+    _write(out, record)
+
+    vae.eval()
+    t1 = time.perf_counter()
+    with torch.no_grad():
+        log_px, stderr = evaluate.log_likelihood(vae, x_test_bin, num_samples=args.samples, batch_size=args.eval_batch)
+    n = len(log_px)
+    record.update(
+        nll=float(-log_px.mean()),
+        nll_se_mc=float(stderr.pow(2).sum().sqrt() / n),  # Monte Carlo error of the K-sample estimate
+        nll_se_data=float(log_px.std() / math.sqrt(n)) if n > 1 else None,  # spread over test images
+        eval_seconds=time.perf_counter() - t1,
+        status="done",
+    )
+    record["wall_seconds"] = record["train_seconds"] + record["eval_seconds"]
+    _write(out, record)
+    print(f"{args.config}: NLL {record['nll']:.2f} ± {record['nll_se_mc']:.2f} nats after {record['epochs']} epochs "
+          f"({record['wall_seconds']:.0f}s); wrote {out}")
+    return record
+
+
+def _write(path: Path, record: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, choices=sorted(CONFIGS), help="named configuration")
+    p.add_argument("--epochs", type=int, default=10, help="training epochs (default %(default)s)")
+    p.add_argument("--time-limit", type=float, default=None, help="stop training after the epoch that passes this many minutes")
+    p.add_argument("--binarize", choices=("dynamic", "static"), default="dynamic", help="training binarisation")
+    p.add_argument("--samples", type=int, default=5000, help="importance samples K per test image (default %(default)s)")
+    p.add_argument("--particles", type=int, default=None, help="IWAE training samples (iwae/best configs)")
+    p.add_argument("--components", type=int, default=None, help="VampPrior pseudo-inputs (default 500)")
+    p.add_argument("--subset", type=int, default=None, help="use the first N training and test images (tiny runs)")
+    p.add_argument("--test-subset", type=int, default=None, help="score only the first N test images")
+    p.add_argument("--batch-size", type=int, default=100, help="training batch size (default %(default)s)")
+    p.add_argument("--eval-batch", type=int, default=100, help="test images per importance-sampling batch")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of training and of static training binarisation")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default %(default)s)")
+    p.add_argument("--checkpoint", type=Path, default=None, help="checkpoint file to write and resume from")
+    p.add_argument("--data", type=Path, default=None, help="MNIST folder (default: the library's cache)")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/likelihood.json"), help="JSON output")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Every inspection figure renders from a small trained model (PNG written, not trivial).
+
+Set PYROVAE_FIGURES=/some/dir to keep the PNGs for looking at them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from pyrovae import inspect, plots
+from pyrovae.cli_inspect import TWO_D_ONLY, inspection_figures
+from tests.small_models import trained_vae
+
+EXPECTED = {"samples", "posterior_decodes", "reconstructions", "latent", "bubbles", "interpolation", "traversal",
+            "attribute_thickness", "class_vector", "manifold", "true_posterior", "unit_activity", "anomalies", "denoise"}
+
+
+def _out(tmp_path: Path, name: str) -> Path:
+    keep = os.environ.get("PYROVAE_FIGURES")
+    return Path(keep) / name if keep else tmp_path / name
+
+
+def _check_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    assert len(data) > 8000, f"{path} is only {len(data)} bytes"
+
+
+def test_every_inspection_figure_renders_for_a_2d_latent(tmp_path):
+    vae, x, y = trained_vae()
+    paths, notes = inspection_figures(vae, x, y, _out(tmp_path, "z2"))
+    assert set(paths) == EXPECTED
+    for p in paths.values():
+        _check_png(p)
+    assert not any(n.startswith("manifold") for n in notes)
+
+
+def test_two_d_only_figures_are_skipped_with_a_note_for_larger_latents(tmp_path, mnist_small):
+    from pyrovae.builder import build_vae
+
+    vae = build_vae(z_dim=4, hidden=(32,)).eval()  # untrained is enough for layout
+    x_test, y_test = (mnist_small[2][:100] > 0.5).float(), mnist_small[3][:100]
+    paths, notes = inspection_figures(vae, x_test, y_test, _out(tmp_path, "z4"))
+    assert set(paths) == EXPECTED - set(TWO_D_ONLY)
+    assert any("need a 2-D latent" in n and "z_dim=4" in n for n in notes)
+    for p in paths.values():
+        _check_png(p)
+
+
+def test_snapshot_panels_render(tmp_path):
+    snaps = inspect.LatentSnapshots(torch.zeros(1), None)
+    snaps.epochs = [0, 1, 2]
+    snaps.points = [torch.randn(100, 2) * (e + 1) for e in snaps.epochs]
+    path = _out(tmp_path, "snapshots.png")
+    plots.latent_snapshots(snaps, torch.arange(100) % 10, path=path)
+    _check_png(path)
