@@ -49,7 +49,7 @@ import platform
 import statistics
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pyro
 import torch
@@ -277,10 +277,11 @@ def _cpu_name() -> str:
 
 def format_table(report: dict) -> str:
     peak = max(report["matmul_peak_gflops"])
-    lines = [f"device {report['machine']['device']} ({report['machine']['processor']}, "
-             f"{report['machine']['threads']} threads), N={report['n']}, "
-             f"{report['epoch_gflop']:.0f} GFLOP/epoch, matmul peak {peak:.0f} GFLOP/s, "
-             f"load {report['load_before']} -> {report['load_after']}",
+    head = (f"device {report['machine']['device']} ({report['machine']['processor']}, "
+            f"{report['machine']['threads']} threads), N={report['n']}, "
+            f"{report['epoch_gflop']:.0f} GFLOP/epoch, matmul peak {peak:.0f} GFLOP/s, "
+            f"load {report['load_before']} -> {report['load_after']}")
+    lines = [head,
              "| batch | route | min s | median s | min / plain | median / plain | GFLOP/s (at min) |",
              "|---|---|---|---|---|---|---|"]
     for b, res in report["results"].items():

@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import pyro
 import torch
@@ -45,7 +46,8 @@ from pyro.poutine.util import site_is_subsample
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
-from .data import InMemoryLoader, binarize as binarize_images
+from .data import InMemoryLoader
+from .data import binarize as binarize_images
 from .evaluate import elbo_terms
 from .model import VAE
 

@@ -17,7 +17,7 @@ from pyrovae.data import load_mnist
 from pyrovae.train import fit
 
 N_TRAIN, N_TEST, LOCAL_BATCH, EPOCHS = 800, 200, 25, 3
-NET = dict(hidden=(64,), z_dim=8)
+NET = {"hidden": (64,), "z_dim": 8}
 
 
 def test_shard_is_equal_and_disjoint():

@@ -91,10 +91,15 @@ def test_fit_step_estimates_the_svi_trace_elbo_within_mc_error(mnist_small):
 def test_a_few_epochs_of_fit_and_of_svi_reach_similar_elbo(mnist_small):
     x, _, xt, _ = mnist_small
     x, xt = x[:600], xt[:200]
+    pyro.set_rng_seed(5)  # the same initialisation for both runs
     h_fit = fit(small_vae(), x, xt, epochs=2, batch_size=50, device="cpu", progress=False, seed=0)
     pyro.clear_param_store()
+    pyro.set_rng_seed(5)
     h_svi = fit(small_vae(), x, xt, epochs=2, batch_size=50, device="cpu", progress=False, seed=0,
                 optim=Adam({"lr": 1e-3}), loss=Trace_ELBO())  # the SVI.step path
+    # same initialisation and seeds, so the same draws: the two differ only in float rounding
+    # (one fused Adam against pyro.optim's per-parameter Adams, the estimator's summation
+    # order); 1 nat is far above that and far below the ~70-nat progress of these two epochs
     for a, b in zip(h_fit.test_elbo, h_svi.test_elbo):
-        assert abs(a - b) < 6.0, (h_fit.test_elbo, h_svi.test_elbo)
+        assert abs(a - b) < 1.0, (h_fit.test_elbo, h_svi.test_elbo)
     assert h_fit.test_elbo[-1] > h_fit.test_elbo[0]
