@@ -112,12 +112,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         x_test = x_test[: args.test_subset]
     x_test_bin = data.binarize(x_test, "static", seed=STATIC_TEST_SEED)
     vae = build_vae(config)
+    if config.prior == "vamp":
+        # start the pseudo-inputs at random training images (grey levels): from the default
+        # identical faint images every component is the same and the posterior collapses
+        idx = torch.randperm(len(x_train))[: config.num_components]
+        with torch.no_grad():
+            vae.prior.raw_pseudo_inputs.copy_(torch.logit(x_train[idx].clamp(0.05, 0.95)))
     out = Path(args.out)
     record: dict[str, Any] = {
         "config_name": args.config,
         "model": config.to_dict(),
         "train": {"loss": spec["loss"], "particles": particles, "epochs_requested": args.epochs, "batch_size": args.batch_size,
-                      "lr": args.lr, "binarize": args.binarize, "seed": args.seed, "subset": args.subset,
+                      "lr": args.lr, "warmup_epochs": args.warmup, "binarize": args.binarize, "seed": args.seed, "subset": args.subset,
                       "time_limit_min": args.time_limit, "threads": args.threads},
         "eval": {"num_samples": args.samples, "test_points": len(x_test), "test_binarize_seed": STATIC_TEST_SEED},
         "published": dict(zip(("nll", "source"), spec["published"])),
@@ -135,7 +141,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     try:
         fit(vae, x_train, x_test, epochs=args.epochs, batch_size=args.batch_size, binarize=args.binarize,
-            loss=make_loss(spec["loss"], particles), lr=args.lr, device="cpu", seed=args.seed,
+            loss=make_loss(spec["loss"], particles), lr=args.lr, device="cpu", seed=args.seed, warmup_epochs=args.warmup,
             callbacks=[on_epoch], progress=False, checkpoint=args.checkpoint, resume=args.checkpoint is not None)
         record["stopped_by"] = "epochs"
     except _TimeUp:
@@ -184,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-subset", type=int, default=None, help="score only the first N test images")
     p.add_argument("--batch-size", type=int, default=100, help="training batch size (default %(default)s)")
     p.add_argument("--eval-batch", type=int, default=100, help="test images per importance-sampling batch")
+    p.add_argument("--warmup", type=float, default=0.0, help="epochs of linear KL warm-up (default %(default)s)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of training and of static training binarisation")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default %(default)s)")

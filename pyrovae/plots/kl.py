@@ -113,6 +113,7 @@ def posterior_vs_guides(
             if r == 0:
                 ax.set_title(name, fontsize=9)
     height = fig.get_figheight()
-    fig.subplots_adjust(top=1 - 0.55 / height, bottom=0.25 / height, hspace=0.25, wspace=0.3)  # title close to the panels
-    fig.suptitle(title, fontsize=10)
+    # fixed margins in inches: the title sits close above the column titles at any row count
+    fig.subplots_adjust(top=1 - 0.75 / height, bottom=0.25 / height, hspace=0.25, wspace=0.3)
+    fig.suptitle(title, fontsize=10, y=1 - 0.12 / height, va="top")
     return save(fig, path)
