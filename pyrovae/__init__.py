@@ -4,10 +4,10 @@ The model p(z) p(x|z) and the guide q(z|x) are Pyro functions (:class:`VAE`), tr
 any Pyro ELBO; priors, likelihoods and networks are swappable parts.
 """
 
-from . import data, likelihoods, nets, priors
+from . import data, evaluate, inspect, kl, likelihoods, nets, priors
 from .model import VAE
 from .train import fit
 
 __version__ = "0.1.0"
 
-__all__ = ["VAE", "fit", "data", "nets", "priors", "likelihoods", "__version__"]
+__all__ = ["VAE", "fit", "data", "evaluate", "inspect", "kl", "nets", "priors", "likelihoods", "__version__"]

@@ -18,7 +18,8 @@ import torch
 from . import likelihoods
 from .builder import NETS, PRIORS, VAEConfig, build_vae
 from .files import write_json
-from . import cli_inspect as _ci
+from . import cli_inspect as _ci  # evaluate / inspect subcommands
+from . import cli_kl as _cli_kl  # KL-direction subcommands
 
 # The default recipe for `pyrovae train` with no flags (see README: beats -100 nats in 10 epochs).
 DEFAULTS = dict(
@@ -38,12 +39,18 @@ DEFAULTS = dict(
 
 
 def make_loss(name: str, num_particles: int = 1):
-    """A Pyro ELBO by name: ``trace``, ``meanfield``, ``iwae`` (RenyiELBO α=0) or ``jit``.
+    """A Pyro ELBO by name: ``trace``, ``meanfield``, ``iwae`` or ``jit``.
+
+    ``iwae`` is :class:`pyrovae.iwae.IWAE_ELBO`, the per-data-point importance-weighted bound
+    with the minibatch scale applied outside the log-sum-exp (Pyro's ``RenyiELBO(alpha=0)``
+    puts the N/B-scaled log-densities inside it, which biases minibatch training).
 
     :param name: the estimator.
     :param num_particles: samples per data point (vectorised).
     """
-    from pyro.infer import JitTrace_ELBO, RenyiELBO, Trace_ELBO, TraceMeanField_ELBO
+    from pyro.infer import JitTrace_ELBO, Trace_ELBO, TraceMeanField_ELBO
+
+    from .iwae import IWAE_ELBO
 
     vec = num_particles > 1
     if name == "trace":
@@ -53,7 +60,7 @@ def make_loss(name: str, num_particles: int = 1):
     if name == "jit":
         return JitTrace_ELBO(num_particles=num_particles, vectorize_particles=vec)
     if name == "iwae":
-        return RenyiELBO(alpha=0.0, num_particles=max(num_particles, 2), vectorize_particles=True)
+        return IWAE_ELBO(num_particles=max(num_particles, 2))
     raise ValueError(f"unknown loss {name!r}; expected one of trace, meanfield, iwae, jit")
 
 
@@ -146,8 +153,6 @@ def run_train(args: argparse.Namespace) -> dict:
     print(f"test ELBO {metrics['final_test_elbo']:.2f} nats after {args.epochs} epochs ({wall:.0f}s); wrote {out}/")
     return metrics
 
-
-from . import cli_kl as _cli_kl  # noqa: E402  (KL-direction subcommands)
 
 #: name -> (help, add_arguments, run)
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], object]]] = {

@@ -5,12 +5,13 @@ package changes no global state) and, given ``path``, also saves it as a PNG, at
 One module per family of figures; everything is re-exported here.
 """
 
-from .images import image_grid, new_figure, reconstructions, save
 from .diagnostics import unit_activity
+from .images import image_grid, new_figure, reconstructions, save
+from .kl import kl_fits, posterior_vs_guides
 from .latent import latent_bubbles, latent_scatter, latent_snapshots
 from .posterior import posterior_contours
 from .walks import labelled_grid, manifold, mosaic
-from .kl import kl_fits, posterior_vs_guides
 
 __all__ = ["save", "new_figure", "image_grid", "reconstructions", "latent_scatter",
-           "latent_bubbles", "latent_snapshots", "labelled_grid", "manifold", "mosaic", "posterior_contours", "unit_activity"]
+           "latent_bubbles", "latent_snapshots", "labelled_grid", "manifold", "mosaic", "posterior_contours", "unit_activity",
+           "kl_fits", "posterior_vs_guides"]
