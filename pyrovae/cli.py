@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+import pyro
 import torch
 
 from . import likelihoods
@@ -117,6 +118,7 @@ def run_train(args: argparse.Namespace) -> dict:
     train, test = data.load_mnist(args.data)
     x_train = train.images[: args.subset] if args.subset else train.images
     x_test, y_test = (test.images[: args.subset], test.labels[: args.subset]) if args.subset else (test.images, test.labels)
+    pyro.set_rng_seed(args.seed)  # the initial weights too, so a run is repeatable
     vae = build_vae(config)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

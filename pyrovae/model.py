@@ -135,10 +135,15 @@ class VAE(PyroModule):
         """Put the nets' parameters in Pyro's param store now, as :meth:`model` and
         :meth:`guide` do on every call (the store holds the same tensors, so it stays current
         while a torch optimiser updates them in place)."""
+        for name, child in self._parts():
+            _register(name, child)
+
+    def _parts(self):
+        # (name, module) for every part whose parameters live in Pyro's param store
         for name in ("encoder", "decoder", "prior", "likelihood", "guide_flow"):
             child = getattr(self, name, None)
             if child is not None:
-                _register(name, child)
+                yield name, child
 
     @contextlib.contextmanager
     def param_registration(self, enabled: bool):
@@ -268,21 +273,13 @@ class VAE(PyroModule):
         """
         store = pyro.get_param_store()
         with poutine.block(), poutine.trace(param_only=True):
-            for name, child in (
-                ("encoder", self.encoder),
-                ("decoder", self.decoder),
-                ("prior", self.prior),
-                ("likelihood", self.likelihood),
-                ("guide_flow", self.guide_flow if self.guide_flow is not None else nn.Identity()),
-            ):
+            for name, child in self._parts():
+                # the names Pyro gives them: "prior.loc" for PyroModules, "decoder$$$net.0.weight" else
                 if isinstance(child, PyroModule):
-                    prefix = child._pyro_name
-                    for pname, p in child.named_parameters():
-                        full = f"{prefix}.{pname}" if prefix else pname
-                        if full in store and store._params[full] is not p:
-                            store[full] = p
+                    prefix = f"{child._pyro_name}." if child._pyro_name else ""
                 else:
-                    for pname, p in child.named_parameters():
-                        full = f"{name}$$${pname}"
-                        if full in store and store._params[full] is not p:
-                            store[full] = p
+                    prefix = f"{name}$$$"
+                for pname, p in child.named_parameters():
+                    full = prefix + pname
+                    if full in store and store._params[full] is not p:
+                        store[full] = p

@@ -276,10 +276,7 @@ def fit(
         x_train = binarize_images(x_train, "static", seed=seed)
     # the loader takes no seed of its own: fit re-seeds the global RNG each epoch instead,
     # which makes a resumed run identical to an uninterrupted one
-    # the data were checked above, so the loader does not re-check them: binarisation happens
-    # in the loop (the same draws from the same global RNG)
-    loader = InMemoryLoader(x_train, batch_size, shuffle=True, binarize=None)
-    dynamic = binarize == "dynamic"
+    loader = InMemoryLoader(x_train, batch_size, shuffle=True, binarize="dynamic" if binarize == "dynamic" else None)
     steps_per_epoch = len(loader)
     warmup_steps = int(round(warmup_epochs * steps_per_epoch))
 
@@ -338,8 +335,6 @@ def fit(
         t0 = time.perf_counter()
         with pyro.validation_enabled(validate), vae.param_registration(use_svi):
             for i, x in enumerate(bar):
-                if dynamic:
-                    x = torch.bernoulli(x)  # (batch, *x_shape), a fresh draw on the device
                 vae.beta = beta_at(global_step, warmup_steps, target_beta)
                 losses[i] = step(x)
                 global_step += 1
