@@ -168,19 +168,32 @@ def test_trains_a_vae_with_svi_and_fit():
     assert len(history) == 2 and all(math.isfinite(v) for v in history.train_elbo)
 
 
-def test_likelihood_benchmark_tiny_run(tmp_path, mnist):
+def _load_benchmark(name):
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "likelihood.py"
-    spec = importlib.util.spec_from_file_location("likelihood_benchmark", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    out = tmp_path / "r.json"
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("config", ["best", "vamp-large"])
+def test_likelihood_benchmark_tiny_run(tmp_path, mnist, capsys, config):
+    bench = _load_benchmark("likelihood")
+    out = tmp_path / f"likelihood_{config}.json"
     args = bench.build_parser().parse_args(
-        ["--config", "best", "--epochs", "1", "--subset", "64", "--samples", "8", "--out", str(out), "--threads", "2"]
+        ["--config", config, "--epochs", "2", "--subset", "64", "--samples", "8", "--out", str(out), "--threads", "2",
+         "--final-lr", "1e-4"]
     )
     record = bench.run(args)
-    assert record["status"] == "done" and record["epochs"] == 1 and record["eval"]["test_points"] == 64
+    assert record["status"] == "done" and record["epochs"] == 2 and record["eval"]["test_points"] == 64
     assert math.isfinite(record["nll"]) and record["nll"] > 0 and record["nll_se_mc"] >= 0
+    assert record["train"]["final_lr"] == 1e-4
     assert out.exists()
+    # the README's figure and table come from these records
+    _load_benchmark("plot_likelihood").main(["--results", str(tmp_path), "--out", str(tmp_path / "curves.png")])
+    printed = capsys.readouterr().out
+    assert f"| `{config}` | 2 (" in printed and f"**{record['nll']:.2f}**" in printed
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"

@@ -57,3 +57,21 @@ def test_snapshot_panels_render(tmp_path):
     path = _out(tmp_path, "snapshots.png")
     plots.latent_snapshots(snaps, torch.arange(100) % 10, path=path)
     _check_png(path)
+
+
+def test_learning_curves_render_and_check_lengths(tmp_path):
+    import pytest
+
+    curves = {"a": ([1, 2, 3], [120.0, 100.0, 95.0]), "b": ([1, 2], [130.0, 110.0])}
+    fig = plots.learning_curves(curves, final={"a": (3, 90.5)}, references={"paper: 86.76": 86.76},
+                                path=_out(tmp_path, "curves.png"))
+    _check_png(_out(tmp_path, "curves.png"))
+    ax = fig.axes[0]
+    lo, hi = ax.get_ylim()
+    assert lo < 86.76 and hi > 110.0  # every mark and the later epochs are in view
+    labels = ax.get_legend_handles_labels()[1]
+    assert labels == ["a", "b", "paper: 86.76"]
+    with pytest.raises(ValueError, match="3 epochs but 2 values"):
+        plots.learning_curves({"bad": ([1, 2, 3], [1.0, 2.0])})
+    with pytest.raises(ValueError, match="at least one curve"):
+        plots.learning_curves({})

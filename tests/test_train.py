@@ -11,7 +11,7 @@ from pyro.optim import Adam
 
 from pyrovae import checkpoint as ckpt
 from pyrovae.builder import build_vae
-from pyrovae.train import TrainingDivergedError, beta_at, fit
+from pyrovae.train import TrainingDivergedError, beta_at, exponential_lr, fit
 
 
 def small_vae(**kw):
@@ -52,6 +52,46 @@ def test_warmup_in_fit_ends_at_target_beta(mnist_small):
     h = fit(vae, x[:200], epochs=2, batch_size=50, warmup_epochs=1, device="cpu", progress=False)
     assert h.beta == [1.0, 1.0] and vae.beta == 1.0
     assert h.test_elbo == [None, None]
+
+
+def test_exponential_lr_endpoints_and_ratio():
+    sched = exponential_lr(1e-3, 1e-4, 11)
+    assert sched(1) == pytest.approx(1e-3)
+    assert sched(11) == pytest.approx(1e-4)
+    assert sched(6) == pytest.approx(1e-3 * 10**-0.5)  # halfway in log space
+    assert sched(50) == pytest.approx(1e-4)  # held after the last epoch
+    ratios = [sched(e + 1) / sched(e) for e in range(1, 11)]
+    assert ratios == pytest.approx([10**-0.1] * 10)  # the same factor every epoch
+    assert exponential_lr(2e-3, 2e-3, 1)(1) == pytest.approx(2e-3)
+    with pytest.raises(ValueError, match="final_lr > 0"):
+        exponential_lr(1e-3, 0.0, 10)
+
+
+def test_lr_schedule_sets_each_epochs_rate(mnist_small):
+    x, _, _, _ = mnist_small
+    seen = []
+    rates = {1: 1e-3, 2: 5e-4, 3: 0.0}
+    captured = {}
+
+    def optim(params):
+        captured["opt"] = torch.optim.Adam(params, lr=123.0)  # overwritten by the schedule
+        return captured["opt"]
+
+    vae = small_vae()
+    fit(vae, x[:100], epochs=3, batch_size=50, optim=optim, lr_schedule=rates.__getitem__, device="cpu",
+        progress=False, callbacks=[lambda e, m, h: seen.append(captured["opt"].param_groups[0]["lr"])])
+    assert seen == [1e-3, 5e-4, 0.0]
+    # a schedule at lr 0 leaves the parameters where they are
+    before = {k: v.clone() for k, v in vae.state_dict().items()}
+    fit(vae, x[:100], epochs=1, batch_size=50, lr_schedule=lambda e: 0.0, device="cpu", progress=False)
+    assert all(torch.equal(v, before[k]) for k, v in vae.state_dict().items())
+
+
+def test_lr_schedule_with_pyro_optim_is_refused(mnist_small):
+    x, _, _, _ = mnist_small
+    with pytest.raises(ValueError, match="lr_schedule needs a torch optimiser"):
+        fit(small_vae(), x[:100], epochs=1, batch_size=50, optim=Adam({"lr": 1e-3}), lr_schedule=lambda e: 1e-3,
+            device="cpu", progress=False)
 
 
 def test_checkpoint_round_trip(tmp_path, mnist_small):

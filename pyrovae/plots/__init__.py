@@ -5,6 +5,7 @@ package changes no global state) and, given ``path``, also saves it as a PNG, at
 One module per family of figures; everything is re-exported here.
 """
 
+from .curves import learning_curves
 from .diagnostics import unit_activity
 from .images import image_grid, new_figure, reconstructions, save
 from .kl import kl_fits, posterior_vs_guides
@@ -14,4 +15,4 @@ from .walks import labelled_grid, manifold, mosaic
 
 __all__ = ["save", "new_figure", "image_grid", "reconstructions", "latent_scatter",
            "latent_bubbles", "latent_snapshots", "labelled_grid", "manifold", "mosaic", "posterior_contours", "unit_activity",
-           "kl_fits", "posterior_vs_guides"]
+           "kl_fits", "posterior_vs_guides", "learning_curves"]
