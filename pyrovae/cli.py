@@ -91,6 +91,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--beta", type=float, default=d["beta"], help="KL weight; 1 is the true ELBO (default %(default)s)")
     p.add_argument("--warmup", type=float, default=d["warmup"], help="epochs of linear KL warm-up from beta=0 (default %(default)s)")
     p.add_argument("--lr", type=float, default=d["lr"], help="Adam learning rate (default %(default)s)")
+    p.add_argument("--final-lr", type=float, default=None,
+                   help="decay the learning rate geometrically to this value at the last epoch (default: constant)")
     p.add_argument("--loss", choices=("trace", "meanfield", "iwae", "jit"), default=d["loss"],
                    help="ELBO estimator: Trace_ELBO, TraceMeanField_ELBO, RenyiELBO(alpha=0), JitTrace_ELBO (default %(default)s)")
     p.add_argument("--particles", type=int, default=1, help="samples of z per example (default %(default)s)")
@@ -108,7 +110,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 def run_train(args: argparse.Namespace) -> dict:
     """Train on MNIST and write checkpoint, metrics and figures to ``args.out``."""
     from . import data, inspect, plots
-    from .train import fit
+    from .train import exponential_lr, fit
 
     binarize = None if args.binarize == "none" else args.binarize
     config = VAEConfig(
@@ -126,12 +128,13 @@ def run_train(args: argparse.Namespace) -> dict:
     history = fit(
         vae, x_train, x_test, epochs=args.epochs, batch_size=args.batch_size, binarize=binarize,
         loss=make_loss(args.loss, args.particles), lr=args.lr, device=args.device, seed=args.seed,
+        lr_schedule=exponential_lr(args.lr, args.final_lr, args.epochs) if args.final_lr else None,
         warmup_epochs=args.warmup, checkpoint=out / "checkpoint.pt", resume=args.resume, progress=not args.no_progress,
     )
     wall = time.perf_counter() - t0
     metrics = {
         "config": config.to_dict(),
-        "train": {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "loss", "particles", "binarize", "warmup", "seed", "subset")},
+        "train": {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "final_lr", "loss", "particles", "binarize", "warmup", "seed", "subset")},
         "device": str(next(vae.parameters()).device),
         "wall_seconds": wall,
         "final_test_elbo": history.test_elbo[-1] if len(history) else None,

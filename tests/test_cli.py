@@ -15,13 +15,14 @@ from pyrovae.cli import main
 def test_train_writes_checkpoint_metrics_and_figures(tmp_path, mnist):
     out = tmp_path / "run"
     code = main(["train", "--epochs", "1", "--subset", "500", "--z-dim", "2", "--hidden", "32",
-                 "--batch-size", "50", "--out", str(out), "--no-progress", "--device", "cpu"])
+                 "--batch-size", "50", "--out", str(out), "--no-progress", "--device", "cpu", "--final-lr", "1e-4"])
     assert code == 0
     for name in ("checkpoint.pt", "metrics.json", "samples.png", "reconstructions.png", "latent.png"):
         assert (out / name).is_file(), name
         assert (out / name).stat().st_size > 1000, name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["z_dim"] == 2
+    assert metrics["train"]["final_lr"] == 1e-4
     assert len(metrics["history"]["test_elbo"]) == 1
     assert -550 < metrics["final_test_elbo"] < -100
     vae, payload = ckpt.load_checkpoint(out / "checkpoint.pt")
@@ -32,7 +33,7 @@ def test_help_explains_every_flag():
     text = subprocess.run([sys.executable, "-m", "pyrovae.cli", "train", "--help"], capture_output=True, text=True,
                           check=True).stdout
     for flag in ("--epochs", "--batch-size", "--z-dim", "--prior", "--likelihood", "--net", "--beta", "--device",
-                 "--seed", "--out"):
+                 "--seed", "--out", "--final-lr"):
         assert flag in text
 
 
