@@ -197,3 +197,26 @@ def test_likelihood_benchmark_tiny_run(tmp_path, mnist, capsys, config):
     printed = capsys.readouterr().out
     assert f"| `{config}` | 2 (" in printed and f"**{record['nll']:.2f}**" in printed
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_likelihood_benchmark_fine_tunes_from_a_checkpoint(tmp_path, mnist):
+    from pyrovae.checkpoint import CheckpointError
+
+    bench = _load_benchmark("likelihood")
+    tiny = ["--epochs", "1", "--subset", "64", "--samples", "300", "--threads", "2"]  # K large enough that two estimates agree
+    base = bench.run(bench.build_parser().parse_args(
+        ["--config", "best-large", *tiny, "--out", str(tmp_path / "a.json"), "--checkpoint", str(tmp_path / "a.pt"),
+         "--lr", "1e-2", "--epochs", "15"]))  # 15 big steps: far from a fresh model, whose NLL is about 540 nats
+    assert base["nll"] < 480
+    tuned = bench.run(bench.build_parser().parse_args(
+        ["--config", "best-large-iwae", *tiny, "--out", str(tmp_path / "b.json"), "--init-from", str(tmp_path / "a.pt"),
+         "--lr", "0"]))  # lr 0: the loaded weights are scored unchanged
+    assert tuned["init_from"]["epochs"] == 15 and tuned["train"]["loss"] == "iwae"
+    assert tuned["nll"] == pytest.approx(base["nll"], abs=3 * (base["nll_se_mc"] + tuned["nll_se_mc"]) + 0.5)
+    with pytest.raises(CheckpointError, match="another config"):
+        bench.run(bench.build_parser().parse_args(
+            ["--config", "vae-large", *tiny, "--out", str(tmp_path / "c.json"), "--init-from", str(tmp_path / "a.pt")]))
+    with pytest.raises(ValueError, match="must be different files"):
+        bench.run(bench.build_parser().parse_args(
+            ["--config", "best-large", *tiny, "--out", str(tmp_path / "d.json"), "--init-from", str(tmp_path / "a.pt"),
+             "--checkpoint", str(tmp_path / "a.pt")]))
