@@ -151,7 +151,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "train": {"loss": spec["loss"], "particles": particles, "epochs_requested": args.epochs, "batch_size": args.batch_size,
                       "lr": args.lr, "final_lr": args.final_lr, "warmup_epochs": args.warmup, "binarize": args.binarize, "seed": args.seed, "subset": args.subset,
                       "time_limit_min": args.time_limit, "threads": args.threads},
-        "eval": {"num_samples": args.samples, "test_points": len(x_test), "test_binarize_seed": STATIC_TEST_SEED},
+        "eval": {"num_samples": args.samples, "test_points": len(x_test), "test_binarize_seed": STATIC_TEST_SEED,
+                 "threads": args.eval_threads or args.threads},
         "published": dict(zip(("nll", "source"), spec["published"])),
         "command": "python benchmarks/likelihood.py " + " ".join(sys.argv[1:]),
         "status": "training",
@@ -181,6 +182,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     _write(out, record)
 
     vae.eval()
+    torch.set_num_threads(args.eval_threads or args.threads)
     t1 = time.perf_counter()
     with torch.no_grad():
         log_px, stderr = evaluate.log_likelihood(vae, x_test_bin, num_samples=args.samples, batch_size=args.eval_batch)
@@ -236,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decay the learning rate geometrically to this value at the last epoch (default: constant)")
     p.add_argument("--seed", type=int, default=0, help="seed of training and of static training binarisation")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default %(default)s)")
+    p.add_argument("--eval-threads", type=int, default=None, help="torch CPU threads for the evaluation (default: --threads)")
     p.add_argument("--checkpoint", type=Path, default=None, help="checkpoint file to write and resume from")
     p.add_argument("--init-from", type=Path, default=None,
                    help="start from this checkpoint's weights (a run of the same model config), e.g. to fine-tune")
