@@ -35,8 +35,9 @@ def table_row(key: str, rec: dict) -> str:
     """One markdown row: config, epochs and time, NLL ± s.e., test points, published."""
     se = rec.get("nll_se_data") or 0.0
     minutes = rec["train_seconds"] / 60
+    epochs = f"{rec['init_from']['epochs']} + {rec['epochs']}" if "init_from" in rec else str(rec["epochs"])
     pub = rec["published"]
-    return (f"| `{key}` | {rec['epochs']} ({minutes:.0f} min) | **{rec['nll']:.2f}** ± {se:.2f} "
+    return (f"| `{key}` | {epochs} ({minutes:.0f} min) | **{rec['nll']:.2f}** ± {se:.2f} "
             f"| {rec['eval']['test_points']} | {pub['nll']} ({pub['source']}) |")
 
 
@@ -49,13 +50,19 @@ def main(argv: list[str] | None = None) -> None:
     records = load(args.results, args.names)
     if not records:
         raise SystemExit(f"no finished likelihood_*.json in {args.results}")
-    curves = {k: (r["history"]["epoch"], [-v for v in r["history"]["test_elbo"]]) for k, r in records.items()}
-    final = {k: (r["epochs"], r["nll"]) for k, r in records.items() if r.get("status") == "done"}
+    curves, final = {}, {}
+    for k, r in records.items():
+        start = r.get("init_from", {}).get("epochs", 0)  # a fine-tune continues its base run's epochs
+        n_test = r["eval"]["test_points"]
+        label = k if n_test >= 10000 else f"{k} (NLL on {n_test} test images)"
+        curves[label] = ([start + e for e in r["history"]["epoch"]], [-v for v in r["history"]["test_elbo"]])
+        if r.get("status") == "done":
+            final[label] = (start + r["epochs"], r["nll"])
     plots.learning_curves(curves, final, REFERENCES, path=args.out)
     print("| config | epochs (train time) | NLL, nats ± s.e. over images | test images | published |")
     print("|---|---|---|---|---|")
     for k, r in records.items():
-        print(table_row(k, r) if k in final else f"| `{k}` | {r['epochs']} so far | ({r['status']}) | | |")
+        print(table_row(k, r) if r.get("status") == "done" else f"| `{k}` | {r['epochs']} so far | ({r['status']}) | | |")
     print(f"wrote {args.out}")
 
 
