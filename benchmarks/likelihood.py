@@ -102,23 +102,11 @@ class _TimeUp(Exception):
     """Raised by the epoch callback to end training at the time limit."""
 
 
-def make_loss(name: str, particles: int):
-    """The training objective: ``meanfield``/``trace`` ELBO, or the per-data-point IWAE bound."""
-    from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
-
-    from pyrovae.iwae import IWAE_ELBO
-
-    if name == "iwae":
-        return IWAE_ELBO(num_particles=particles)
-    if particles != 1:
-        raise ValueError(f"--particles applies to the iwae objective only, got {particles} with {name}")
-    return TraceMeanField_ELBO() if name == "meanfield" else Trace_ELBO()
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Train ``args.config``, score the test set, write and return the JSON record."""
     from pyrovae import data, evaluate
     from pyrovae.builder import VAEConfig, build_vae
+    from pyrovae.losses import make_loss
     from pyrovae.train import exponential_lr, fit
 
     if args.config not in CONFIGS:
@@ -229,7 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit", type=float, default=None, help="stop training after the epoch that passes this many minutes")
     p.add_argument("--binarize", choices=("dynamic", "static"), default="dynamic", help="training binarisation")
     p.add_argument("--samples", type=int, default=5000, help="importance samples K per test image (default %(default)s)")
-    p.add_argument("--particles", type=int, default=None, help="IWAE training samples (iwae/best configs)")
+    p.add_argument("--particles", type=int, default=None,
+                   help="training samples of z per image (default: the config's; K of the IWAE bound)")
     p.add_argument("--components", type=int, default=None, help="VampPrior pseudo-inputs (default 500)")
     p.add_argument("--subset", type=int, default=None, help="use the first N training and test images (tiny runs)")
     p.add_argument("--test-subset", type=int, default=None, help="score only the first N test images")

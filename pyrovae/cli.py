@@ -19,6 +19,7 @@ import torch
 from . import likelihoods
 from .builder import NETS, PRIORS, VAEConfig, build_vae
 from .files import write_json
+from .losses import LOSSES, make_loss
 from . import cli_inspect as _ci  # evaluate / inspect subcommands
 from . import cli_kl as _cli_kl  # KL-direction subcommands
 
@@ -37,32 +38,6 @@ DEFAULTS = dict(
     lr=1e-3,
     loss="meanfield",  # TraceMeanField_ELBO: analytic KL, lower-variance gradients
 )
-
-
-def make_loss(name: str, num_particles: int = 1):
-    """A Pyro ELBO by name: ``trace``, ``meanfield``, ``iwae`` or ``jit``.
-
-    ``iwae`` is :class:`pyrovae.iwae.IWAE_ELBO`, the per-data-point importance-weighted bound
-    with the minibatch scale applied outside the log-sum-exp (Pyro's ``RenyiELBO(alpha=0)``
-    puts the N/B-scaled log-densities inside it, which biases minibatch training).
-
-    :param name: the estimator.
-    :param num_particles: samples per data point (vectorised).
-    """
-    from pyro.infer import JitTrace_ELBO, Trace_ELBO, TraceMeanField_ELBO
-
-    from .iwae import IWAE_ELBO
-
-    vec = num_particles > 1
-    if name == "trace":
-        return Trace_ELBO(num_particles=num_particles, vectorize_particles=vec)
-    if name == "meanfield":
-        return TraceMeanField_ELBO(num_particles=num_particles, vectorize_particles=vec)
-    if name == "jit":
-        return JitTrace_ELBO(num_particles=num_particles, vectorize_particles=vec)
-    if name == "iwae":
-        return IWAE_ELBO(num_particles=max(num_particles, 2))
-    raise ValueError(f"unknown loss {name!r}; expected one of trace, meanfield, iwae, jit")
 
 
 def _hidden(text: str) -> tuple[int, ...]:
@@ -93,9 +68,11 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=d["lr"], help="Adam learning rate (default %(default)s)")
     p.add_argument("--final-lr", type=float, default=None,
                    help="decay the learning rate geometrically to this value at the last epoch (default: constant)")
-    p.add_argument("--loss", choices=("trace", "meanfield", "iwae", "jit"), default=d["loss"],
-                   help="ELBO estimator: Trace_ELBO, TraceMeanField_ELBO, RenyiELBO(alpha=0), JitTrace_ELBO (default %(default)s)")
-    p.add_argument("--particles", type=int, default=1, help="samples of z per example (default %(default)s)")
+    p.add_argument("--loss", choices=LOSSES, default=d["loss"],
+                   help="objective: Trace_ELBO, TraceMeanField_ELBO, JitTrace_ELBO, or the per-data-point "
+                        "IWAE bound (pyrovae.iwae.IWAE_ELBO) (default %(default)s)")
+    p.add_argument("--particles", type=int, default=None,
+                   help="samples of z per example (default 1, and 5 for --loss iwae)")
     p.add_argument("--binarize", choices=("dynamic", "static", "none"), default="dynamic",
                    help="binarisation of the pixels (default %(default)s)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda (default %(default)s)")

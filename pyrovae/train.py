@@ -49,6 +49,7 @@ from . import checkpoint as ckpt
 from .data import InMemoryLoader
 from .data import binarize as binarize_images
 from .evaluate import elbo_terms
+from .losses import make_loss
 from .model import VAE
 
 
@@ -184,7 +185,8 @@ def fit(
     epochs: int,
     batch_size: int,
     binarize: str | None = "dynamic",
-    loss: ELBO | None = None,
+    loss: ELBO | str | None = None,
+    num_particles: int | None = None,
     optim: PyroOptim | Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
     lr: float = 1e-3,
     lr_schedule: Callable[[int], float] | None = None,
@@ -213,7 +215,11 @@ def fit(
     :param binarize: ``"dynamic"`` (fresh Bernoulli draw each batch), ``"static"`` (one draw,
         seed ``seed``), or ``None`` (use values as they are). Test data are binarised once with
         ``test_seed``.
-    :param loss: any Pyro ELBO (default ``Trace_ELBO()``).
+    :param loss: any Pyro ELBO (default ``Trace_ELBO()``), or one by name: ``"trace"``,
+        ``"meanfield"``, ``"jit"``, or ``"iwae"`` for the per-data-point importance-weighted
+        bound (:func:`pyrovae.losses.make_loss`).
+    :param num_particles: with a named ``loss``, samples of z per data point (default 1, and
+        5 for ``"iwae"``). An ELBO object carries its own.
     :param optim: a ``pyro.optim`` optimiser (runs ``SVI.step``), or a factory
         ``params -> torch.optim.Optimizer``; ``None`` is ``torch.optim.Adam(lr=lr)``.
     :param lr: learning rate of the default optimiser.
@@ -265,6 +271,10 @@ def fit(
     vae.to(dev)
     vae.sync_param_store()
     vae.register_params()  # once: the fast path skips pyro.module per step
+    if isinstance(loss, str):
+        loss = make_loss(loss, num_particles)
+    elif num_particles is not None:
+        raise ValueError("num_particles goes with a named loss (e.g. loss='iwae'); an ELBO object carries its own")
     loss = loss if loss is not None else Trace_ELBO()
     target_beta = vae.beta if beta is None else float(beta)
     num_data = len(x_train)
