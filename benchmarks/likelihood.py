@@ -153,22 +153,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
 
     def on_epoch(epoch: int, model: Any, history: Any) -> None:
-        record.update(epochs=epoch, train_seconds=time.perf_counter() - t0, test_elbo=history.test_elbo[-1],
-                      history={"epoch": history.epoch, "test_elbo": history.test_elbo, "seconds": history.seconds})
+        _record_history(record, history, train_seconds=time.perf_counter() - t0)
         _write(out, record)
         if args.time_limit and time.perf_counter() - t0 > 60 * args.time_limit:
             raise _TimeUp
 
     try:
-        fit(vae, x_train, x_test, epochs=args.epochs, batch_size=args.batch_size, binarize=args.binarize,
+        history = fit(vae, x_train, x_test, epochs=args.epochs, batch_size=args.batch_size, binarize=args.binarize,
             loss=make_loss(spec["loss"], particles), lr=args.lr, device="cpu",
             lr_schedule=exponential_lr(args.lr, args.final_lr, args.epochs) if args.final_lr else None, seed=args.seed, warmup_epochs=args.warmup,
             callbacks=[on_epoch], progress=False, checkpoint=args.checkpoint, resume=args.checkpoint is not None)
         record["stopped_by"] = "epochs"
+        if "history" not in record and len(history):
+            # the checkpoint held a finished run, so nothing was trained here: score that
+            # run as it is, with the training time its epochs took then
+            _record_history(record, history, train_seconds=sum(history.seconds))
+            record["scored_from_checkpoint"] = str(args.checkpoint)
     except _TimeUp:
         record["stopped_by"] = "time limit"
     record.setdefault("epochs", 0)
-    record["train_seconds"] = time.perf_counter() - t0
+    record.setdefault("train_seconds", time.perf_counter() - t0)
     record["status"] = "evaluating"
     _write(out, record)
 
@@ -190,6 +194,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"{args.config}: NLL {record['nll']:.2f} ± {record['nll_se_mc']:.2f} nats after {record['epochs']} epochs "
           f"({record['wall_seconds']:.0f}s); wrote {out}")
     return record
+
+
+def _record_history(record: dict[str, Any], history: Any, train_seconds: float) -> None:
+    """Put a fit :class:`~pyrovae.train.History` (epochs, test ELBO per epoch) into the record."""
+    record.update(epochs=history.epoch[-1], train_seconds=train_seconds, test_elbo=history.test_elbo[-1],
+                  history={"epoch": history.epoch, "test_elbo": history.test_elbo, "seconds": history.seconds})
 
 
 def _init_from(vae: Any, args: argparse.Namespace) -> dict[str, Any]:

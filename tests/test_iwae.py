@@ -220,3 +220,18 @@ def test_likelihood_benchmark_fine_tunes_from_a_checkpoint(tmp_path, mnist):
         bench.run(bench.build_parser().parse_args(
             ["--config", "best-large", *tiny, "--out", str(tmp_path / "d.json"), "--init-from", str(tmp_path / "a.pt"),
              "--checkpoint", str(tmp_path / "a.pt")]))
+
+
+def test_likelihood_benchmark_scores_a_finished_checkpoint(tmp_path, mnist):
+    bench = _load_benchmark("likelihood")
+    tiny = ["--config", "vae-large", "--epochs", "2", "--subset", "64", "--threads", "2", "--checkpoint", str(tmp_path / "a.pt")]
+    first = bench.run(bench.build_parser().parse_args([*tiny, "--samples", "300", "--out", str(tmp_path / "a.json")]))
+    # the same command again (here on fewer test images): nothing left to train, the run is scored as it is
+    again = bench.run(bench.build_parser().parse_args([*tiny, "--samples", "300", "--test-subset", "32",
+                                                       "--out", str(tmp_path / "b.json")]))
+    assert again["epochs"] == 2 and again["scored_from_checkpoint"] == str(tmp_path / "a.pt")
+    assert again["history"]["test_elbo"] == first["history"]["test_elbo"]
+    assert again["train_seconds"] == pytest.approx(sum(first["history"]["seconds"]))
+    assert again["eval"]["test_points"] == 32 and again["status"] == "done"
+    # scored on a subset of the same binarised test images, by the same model
+    assert abs(again["nll"] - first["nll"]) < 4 * (first["nll_se_data"] + again["nll_se_data"])
