@@ -16,7 +16,9 @@ The IWAE bound with K samples per data point is
     \mathcal{L}_K = \sum_n \mathbb{E}\left[\log \frac{1}{K} \sum_{k=1}^K
         \frac{p(x_n, z_{nk})}{q(z_{nk} | x_n)}\right], \qquad z_{nk} \sim q(z | x_n),
 
-which equals the ELBO at K = 1 and rises to :math:`\log p(x)` as K grows.
+which equals the ELBO at K = 1 and rises to :math:`\log p(x)` as K grows. ``IWAE_ELBO``
+applies the minibatch scale N / B outside the log-sum-exp; Pyro's ``RenyiELBO(alpha=0)``
+puts the scaled log-densities inside it, which is not this bound when ``num_data`` is set.
 
 References:
 
