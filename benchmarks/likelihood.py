@@ -180,7 +180,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.eval_threads or args.threads)
     t1 = time.perf_counter()
     with torch.no_grad():
-        log_px, stderr = evaluate.log_likelihood(vae, x_test_bin, num_samples=args.samples, batch_size=args.eval_batch)
+        log_px, stderr = evaluate.log_likelihood(vae, x_test_bin, num_samples=args.samples, batch_size=args.eval_batch,
+                                                progress=True)
     n = len(log_px)
     record.update(
         nll=float(-log_px.mean()),

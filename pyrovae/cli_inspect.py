@@ -43,7 +43,7 @@ def evaluation_summary(vae: VAE, x: torch.Tensor, num_samples: int = 5000, batch
     """
     terms = evaluate.elbo_terms(vae, x)
     t0 = time.perf_counter()
-    log_px, se = evaluate.log_likelihood(vae, x, num_samples=num_samples, batch_size=batch_size)
+    log_px, se = evaluate.log_likelihood(vae, x, num_samples=num_samples, batch_size=batch_size, progress=True)
     seconds = time.perf_counter() - t0
     info = evaluate.aggregate_posterior(vae, x)
     activity = evaluate.unit_activity(vae, x)

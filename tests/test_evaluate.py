@@ -72,6 +72,16 @@ def test_log_likelihood_within_three_standard_errors_of_exact():
     assert float(z.mean()) < 1.0
 
 
+def test_log_likelihood_progress_bar_counts_batches(capsys):
+    W, b, sigma = lg.random_problem(D=5, k=3, orthogonal=True)
+    vae = lg.build(W, b, sigma, *lg.exact_guide(W, b, sigma))
+    x = _data(W, b, sigma, 10)
+    log_px, _ = evaluate.log_likelihood(vae, x, num_samples=50, batch_size=4, progress=True)
+    assert torch.allclose(log_px, lg.exact_log_px(W, b, sigma, x), atol=1e-8)  # the bar changes nothing
+    err = capsys.readouterr().err
+    assert "log p(x), K=50" in err and "3/3" in err  # 10 points in batches of 4
+
+
 def test_elbo_terms_sum_to_the_elbo_and_match_closed_form():
     W, b, sigma = lg.random_problem(D=6, k=2)
     A, c, scale = _off_guide(W, b, sigma)
