@@ -105,8 +105,8 @@ class _TimeUp(Exception):
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Train ``args.config``, score the test set, write and return the JSON record."""
     from pyrovae import data, evaluate
-    from pyrovae.builder import VAEConfig, build_vae
-    from pyrovae.losses import make_loss
+    from pyrovae.infer import make_loss
+    from pyrovae.models import VAEConfig, build_vae
     from pyrovae.train import exponential_lr, fit
 
     if args.config not in CONFIGS:
@@ -205,7 +205,7 @@ def _record_history(record: dict[str, Any], history: Any, train_seconds: float) 
 
 def _init_from(vae: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Start from a trained checkpoint's weights (same model config); returns what it was."""
-    from pyrovae import checkpoint as ckpt
+    from pyrovae.train import checkpoint as ckpt
 
     if args.checkpoint is not None and Path(args.checkpoint).resolve() == Path(args.init_from).resolve():
         raise ValueError("--init-from and --checkpoint must be different files (the run writes its own checkpoint)")

@@ -70,9 +70,9 @@ def pythae_style_nll(vae, data: torch.Tensor, n_samples: int, batch_size: int = 
 
 def _model(args: argparse.Namespace, device: torch.device):
     from pyrovae import data
-    from pyrovae.builder import build_vae
-    from pyrovae.checkpoint import load_checkpoint
+    from pyrovae.models import build_vae
     from pyrovae.train import fit
+    from pyrovae.train.checkpoint import load_checkpoint
 
     if args.checkpoint:
         vae, _ = load_checkpoint(args.checkpoint, map_location=device)
@@ -90,8 +90,8 @@ def _sync(device: torch.device) -> None:
 
 def main(args: argparse.Namespace) -> dict:
     from pyrovae import data, evaluate
+    from pyrovae._util.device import resolve_device
     from pyrovae.likelihoods import Bernoulli
-    from pyrovae.train import resolve_device
 
     device = resolve_device(args.device)
     if args.threads:

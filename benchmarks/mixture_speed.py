@@ -1,7 +1,7 @@
 """Importance-sampled log p(x) under a mixture prior: matmul mixture against the broadcast one.
 
 Times ``evaluate.log_likelihood`` for one model twice in the same run, alternating, once with
-the priors' :class:`pyrovae.mixture.DiagonalNormalMixture` and once with its parent
+the priors' :class:`pyrovae.distributions.DiagonalNormalMixture` and once with its parent
 ``MixtureSameFamily`` (which broadcasts to ``(M, K, D)``), and reports the ratio::
 
     python benchmarks/mixture_speed.py --prior vamp --components 500 --threads 1
@@ -17,8 +17,8 @@ from unittest import mock
 import pyro.distributions as dist
 import torch
 
-from pyrovae import evaluate, mixture
-from pyrovae.builder import VAEConfig, build_vae
+from pyrovae import distributions, evaluate
+from pyrovae.models import VAEConfig, build_vae
 
 
 def _broadcast_mixture(logits, loc, scale):
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> dict:
     for _ in range(args.reps):
         for name in ("broadcast", "matmul"):
             patch = (mock.patch("pyrovae.priors.diagonal_normal_mixture", _broadcast_mixture) if name == "broadcast"
-                     else mock.patch("pyrovae.priors.diagonal_normal_mixture", mixture.diagonal_normal_mixture))
+                     else mock.patch("pyrovae.priors.diagonal_normal_mixture", distributions.diagonal_normal_mixture))
             with patch:
                 torch.manual_seed(1)
                 t = time.perf_counter()

@@ -57,8 +57,8 @@ import torch.nn.functional as F
 from pyro.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
 from torch import nn
 
-from pyrovae.builder import build_vae
 from pyrovae.data import InMemoryLoader, load_mnist
+from pyrovae.models import build_vae
 from pyrovae.nets import MIN_SCALE
 from pyrovae.train import fit
 

@@ -1,7 +1,7 @@
 """Autoencoder against VAE: the same 2-D bottleneck, with and without a distribution on the code.
 
 The plain autoencoder is a Pyro model with a point-mass (``Delta``) guide and the ``"z"``
-site masked, so it optimises reconstruction only (:class:`pyrovae.autoencoder.Autoencoder`).
+site masked, so it optimises reconstruction only (:class:`pyrovae.models.Autoencoder`).
 The VAE is the same encoder and decoder with a Normal guide and the KL term. Both are
 trained identically; then
 
@@ -34,8 +34,10 @@ import argparse
 import pyro.distributions as dist
 import torch
 
-from pyrovae import VAE, data, evaluate, experiment, inspect, metrics, nets, plots
-from pyrovae.autoencoder import Autoencoder
+from pyrovae import VAE, data, evaluate, inspect, nets, plots
+from pyrovae.cli import experiment
+from pyrovae.evaluate import sample_quality
+from pyrovae.models import Autoencoder
 from pyrovae.train import fit
 
 Z_DIM = 2  # a 2-D bottleneck, so the latent map needs no projection
@@ -50,7 +52,7 @@ def main(args: argparse.Namespace) -> dict:
     train, test = experiment.mnist_subset(args)
     hidden = tuple(args.hidden)
     models = {"autoencoder": Autoencoder(*_pair(hidden)), "VAE": VAE(*_pair(hidden))}
-    classifier = metrics.train_digit_classifier(train.images, train.labels, epochs=args.classifier_epochs, seed=args.seed)
+    classifier = sample_quality.train_digit_classifier(train.images, train.labels, epochs=args.classifier_epochs, seed=args.seed)
     x_test = data.binarize(test.images, "static", seed=0)  # (N_test, 1, 28, 28)
     reference = train.images[: args.reference]  # (M, 1, 28, 28) training images for nearest distances
 
@@ -68,13 +70,13 @@ def main(args: argparse.Namespace) -> dict:
             sampler = model.prior()
         draws = sampler.sample((args.draws,))  # (draws, 2)
         decoded = model.decode_mean(draws)  # (draws, 1, 28, 28)
-        far, threshold = metrics.far_fraction(draws, codes)
+        far, threshold = sample_quality.far_fraction(draws, codes)
         numbers[name] = {
             "test_recon_log_lik": float(evaluate.elbo_terms(model, x_test).recon.mean()),  # E_q[log p(x|z)]
             "far_fraction": far,
             "far_threshold": threshold,
-            "classifier_log_prob": float(metrics.classifier_log_prob(classifier, decoded).mean()),
-            "nearest_train_distance": float(metrics.nearest_distance(decoded, reference).mean()),
+            "classifier_log_prob": float(sample_quality.classifier_log_prob(classifier, decoded).mean()),
+            "nearest_train_distance": float(sample_quality.nearest_distance(decoded, reference).mean()),
         }
         test_codes = inspect.encode_dataset(model, test.images, test.labels)
         plots.latent_scatter(test_codes.loc, test_codes.labels, ax=ax, max_points=5000,

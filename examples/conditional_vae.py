@@ -1,6 +1,6 @@
 """Conditional VAE on MNIST: generate the digit you ask for, and move one handwriting across digits.
 
-The label y enters both p(x|z, y) and q(z|x, y) (:mod:`pyrovae.conditional`), so z only has
+The label y enters both p(x|z, y) and q(z|x, y) (:mod:`pyrovae.models.conditional`), so z only has
 to hold the style. The script
 
 - generates each digit 0-9 from fresh prior draws and checks with a small digit classifier
@@ -28,8 +28,12 @@ import argparse
 
 import torch
 
-from pyrovae import data, experiment, metrics, plots
-from pyrovae.conditional import ConditionalMLPDecoder, ConditionalMLPEncoder, ConditionalVAE, fit_conditional
+from pyrovae import data, plots
+from pyrovae.cli import experiment
+from pyrovae.evaluate import sample_quality
+from pyrovae.models import ConditionalVAE
+from pyrovae.nets import ConditionalMLPDecoder, ConditionalMLPEncoder
+from pyrovae.train import fit_conditional
 
 NUM_CLASSES = 10  # digits
 
@@ -50,7 +54,7 @@ def main(args: argparse.Namespace) -> dict:
     # generate: every digit, args.per_digit times, from fresh z ~ p(z)
     wanted = torch.arange(NUM_CLASSES).repeat_interleave(args.per_digit)  # (10 * per_digit,)
     generated = cvae.generate(wanted)  # (10 * per_digit, 1, 28, 28)
-    classifier = metrics.train_digit_classifier(train.images, train.labels, epochs=args.classifier_epochs, seed=args.seed)
+    classifier = sample_quality.train_digit_classifier(train.images, train.labels, epochs=args.classifier_epochs, seed=args.seed)
     hits = classifier(generated).argmax(-1) == wanted
     shown = generated.reshape(NUM_CLASSES, args.per_digit, 1, 28, 28)[:, :10].flatten(0, 1)
     plots.image_grid(shown, nrow=min(10, args.per_digit), row_labels=[f"y={d}" for d in range(NUM_CLASSES)],

@@ -27,7 +27,8 @@ import math
 
 import torch
 
-from pyrovae import VAE, data, experiment, nets, plots
+from pyrovae import VAE, data, nets, plots
+from pyrovae.cli import experiment
 from pyrovae.train import fit
 
 X_SHAPE = (1, 28, 28)

@@ -1,6 +1,6 @@
 """Two uses of a trained VAE beyond sampling: denoising and anomaly detection.
 
-- **Denoising** (seeds 003 and 004). A denoising VAE (:class:`pyrovae.denoising.NoisyEncoder`)
+- **Denoising** (seeds 003 and 004). A denoising VAE (:class:`pyrovae.nets.NoisyEncoder`)
   sees inputs with a share of pixels flipped and is trained to reconstruct the clean digit.
   Noisy test digits are then reconstructed, by it and by a VAE trained on clean data only.
   The script reports the squared error to the clean digit before and after.
@@ -29,9 +29,11 @@ import argparse
 
 import torch
 
-from pyrovae import data, experiment, inspect, metrics, plots
-from pyrovae.builder import build_vae
-from pyrovae.denoising import NoisyEncoder
+from pyrovae import data, inspect, plots
+from pyrovae.cli import experiment
+from pyrovae.evaluate import sample_quality
+from pyrovae.models import build_vae
+from pyrovae.nets import NoisyEncoder
 from pyrovae.train import fit
 
 
@@ -67,8 +69,8 @@ def main(args: argparse.Namespace) -> dict:
     detector = _train(args, train.images[known], noisy=False)
     scores = inspect.anomaly_scores(detector, x_test)
     is_anomaly = test.labels == args.held_out  # (N_test,)
-    anomaly = {"held_out_digit": args.held_out, "auc_neg_elbo": metrics.roc_auc(scores.neg_elbo, is_anomaly),
-               "auc_recon_error": metrics.roc_auc(scores.recon_error, is_anomaly),
+    anomaly = {"held_out_digit": args.held_out, "auc_neg_elbo": sample_quality.roc_auc(scores.neg_elbo, is_anomaly),
+               "auc_recon_error": sample_quality.roc_auc(scores.recon_error, is_anomaly),
                "held_out_share_of_test": float(is_anomaly.float().mean())}
     top = inspect.rank(scores.neg_elbo, k=20)
     anomaly["held_out_share_of_top_20"] = float(is_anomaly[top].float().mean())

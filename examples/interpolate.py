@@ -30,8 +30,10 @@ import argparse
 
 import torch
 
-from pyrovae import data, experiment, inspect, metrics, plots
-from pyrovae.builder import build_vae
+from pyrovae import data, inspect, plots
+from pyrovae.cli import experiment
+from pyrovae.evaluate import sample_quality
+from pyrovae.models import build_vae
 from pyrovae.train import fit
 
 AMOUNTS = (-2.0, -1.0, 0.0, 1.0, 2.0, 3.0)  # multiples of the thickness vector
@@ -43,7 +45,7 @@ def main(args: argparse.Namespace) -> dict:
     vae = build_vae(z_dim=args.z_dim, hidden=tuple(args.hidden))
     history = fit(vae, train, test, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, progress=False,
                   device="cpu")
-    classifier = metrics.train_digit_classifier(train.images, train.labels, epochs=args.classifier_epochs, seed=args.seed)
+    classifier = sample_quality.train_digit_classifier(train.images, train.labels, epochs=args.classifier_epochs, seed=args.seed)
     x_test = data.binarize(test.images, "static", seed=0)  # (N_test, 1, 28, 28)
 
     # morph a `source` digit into a `target` digit along two paths

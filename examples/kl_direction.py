@@ -1,6 +1,6 @@
 """Which way round the KL goes: mode-seeking reverse KL against mass-covering forward KL.
 
-Two parts, both from :mod:`pyrovae.kl_toy` and :mod:`pyrovae.kl_compare`:
+Two parts, both from :mod:`pyrovae.kl.toy` and :mod:`pyrovae.kl.guides`:
 
 1. **Toy.** One diagonal Gaussian q is fitted to a mixture of two well-separated 2-D
    Gaussians p, by reverse KL(q‖p) (SVI with Trace_ELBO, what a VAE does), by forward
@@ -32,7 +32,10 @@ from __future__ import annotations
 
 import argparse
 
-from pyrovae import experiment, kl_compare, kl_toy, plots
+from pyrovae import plots
+from pyrovae.cli import experiment
+from pyrovae.kl import guides as kl_guides
+from pyrovae.kl import toy as kl_toy
 
 
 def main(args: argparse.Namespace) -> dict:
@@ -42,12 +45,12 @@ def main(args: argparse.Namespace) -> dict:
     print(toy.table())
 
     train, test = experiment.mnist_subset(args)
-    comp = kl_compare.compare_guides(train.images, test.images, epochs=args.epochs, z_dim=2, hidden=tuple(args.hidden),
+    comp = kl_guides.compare_guides(train.images, test.images, epochs=args.epochs, z_dim=2, hidden=tuple(args.hidden),
                                      particles=args.particles, batch_size=args.batch_size, seed=args.seed,
                                      eval_samples=args.eval_samples)
     digits = comp.test_x[: args.digits]  # (digits, 1, 28, 28)
-    plots.posterior_vs_guides(digits, [kl_compare.posterior_grids(r.vae, digits) for r in comp.results.values()],
-                              [kl_compare.METHODS[m] for m in comp.results], path=run.path("kl_vae_posteriors.png"))
+    plots.posterior_vs_guides(digits, [kl_guides.posterior_grids(r.vae, digits) for r in comp.results.values()],
+                              [kl_guides.METHODS[m] for m in comp.results], path=run.path("kl_vae_posteriors.png"))
     print(comp.table())
     return run.finish("kl_direction", {
         "toy": toy.to_dict(),

@@ -33,8 +33,9 @@ import argparse
 
 import pyro.distributions as dist
 
-from pyrovae import data, evaluate, experiment, inspect, likelihoods, plots
-from pyrovae.builder import build_vae
+from pyrovae import data, evaluate, inspect, likelihoods, plots
+from pyrovae.cli import experiment
+from pyrovae.models import build_vae
 from pyrovae.train import fit
 
 

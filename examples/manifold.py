@@ -24,8 +24,10 @@ from __future__ import annotations
 import argparse
 import math
 
-from pyrovae import data, experiment, inspect, metrics, plots
-from pyrovae.builder import build_vae
+from pyrovae import data, inspect, plots
+from pyrovae.cli import experiment
+from pyrovae.evaluate import sample_quality
+from pyrovae.models import build_vae
 from pyrovae.train import fit
 
 
@@ -43,8 +45,8 @@ def main(args: argparse.Namespace) -> dict:
     images, values = inspect.manifold_grid(vae, n=args.grid)  # (grid*grid, 1, 28, 28), (grid,)
     plots.manifold(images, values, title=f"decodes over a {args.grid}x{args.grid} grid of prior quantiles",
                    path=run.path("manifold_grid.png"))
-    classifier = metrics.train_digit_classifier(train.images, train.labels, epochs=args.classifier_epochs, seed=args.seed)
-    confident = metrics.classifier_log_prob(classifier, images) > math.log(0.5)  # a majority reading
+    classifier = sample_quality.train_digit_classifier(train.images, train.labels, epochs=args.classifier_epochs, seed=args.seed)
+    confident = sample_quality.classifier_log_prob(classifier, images) > math.log(0.5)  # a majority reading
     digits = sorted(set(classifier(images[confident]).argmax(-1).tolist()))
     return run.finish("manifold", {
         "epochs": args.epochs, "test_elbo_per_epoch": history.test_elbo,

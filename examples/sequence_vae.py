@@ -1,7 +1,7 @@
 """A recurrent VAE for discrete sequences: arithmetic expressions, with GRU or LSTM encoder and decoder.
 
 The data are expressions such as ``(7+12)*3-45`` from a small grammar
-(:mod:`pyrovae.sequences`), one character per token, padded to a fixed length. The encoder
+(:mod:`pyrovae.data.expressions`), one character per token, padded to a fixed length. The encoder
 is a bidirectional GRU or LSTM (:class:`pyrovae.nets.RNNEncoder`), the decoder a GRU or LSTM
 that emits per-position logits (:class:`pyrovae.nets.RNNDecoder`), and the likelihood is
 ``Categorical(vocab_size)``: the same :class:`pyrovae.VAE`, model and guide as for images.
@@ -42,7 +42,9 @@ import argparse
 
 import torch
 
-from pyrovae import VAE, experiment, inspect, likelihoods, nets, plots, sequences
+from pyrovae import VAE, inspect, likelihoods, nets, plots
+from pyrovae.cli import experiment
+from pyrovae.data import expressions
 from pyrovae.evaluate import elbo
 from pyrovae.train import fit
 
@@ -56,7 +58,7 @@ def _text_panel(ax, title: str, lines: list[str]) -> None:
 def main(args: argparse.Namespace) -> dict:
     run = experiment.start(args)
     n_train = args.subset or 20000
-    train, test = sequences.load_expressions(n_train, args.test_subset or 2000, max_len=args.max_len, seed=args.seed)
+    train, test = expressions.load_expressions(n_train, args.test_subset or 2000, max_len=args.max_len, seed=args.seed)
     known = set(train.strings)
     vocab = len(train.vocab)
     results = {}
@@ -69,25 +71,25 @@ def main(args: argparse.Namespace) -> dict:
         history = fit(vae, train.tokens, test.tokens, epochs=args.epochs, batch_size=args.batch_size, binarize=None,
                       lr=args.lr, warmup_epochs=args.warmup_epochs, seed=args.seed, progress=False, device="cpu")
         recon = vae.reconstruct(test.tokens)  # (N_test, L) most likely token per position
-        samples = sequences.decode(vae.sample(args.samples))
-        valid = [s for s in samples if sequences.is_valid(s)]
+        samples = expressions.decode(vae.sample(args.samples))
+        valid = [s for s in samples if expressions.is_valid(s)]
         a, b = test.tokens[0], test.tokens[1]
-        path = sequences.decode(inspect.interpolate_inputs(vae, a, b, steps=args.steps))
+        path = expressions.decode(inspect.interpolate_inputs(vae, a, b, steps=args.steps))
         results[cell] = {
             "test_elbo": float(elbo(vae, test.tokens).mean()), "test_elbo_per_epoch": history.test_elbo,
-            "token_accuracy": sequences.token_accuracy(recon, test.tokens),
+            "token_accuracy": expressions.token_accuracy(recon, test.tokens),
             "exact_reconstructions": float((recon == test.tokens).all(1).float().mean()),
             "valid_samples": len(valid) / len(samples),
             "novel_valid_samples": sum(s not in known for s in valid) / len(samples),
-            "valid_along_interpolation": sum(map(sequences.is_valid, path)) / len(path),
+            "valid_along_interpolation": sum(map(expressions.is_valid, path)) / len(path),
             "interpolation": path, "samples": samples[:10],
         }
         r = results[cell]
         print(f"{cell}: token accuracy {r['token_accuracy']:.3f}, valid samples {r['valid_samples']:.2f}")
         _text_panel(axes[0, col], f"{cell.upper()}: samples from p(z) ({100 * r['valid_samples']:.0f}% valid)",
-                    [f"{s:<{args.max_len}}  {'ok' if sequences.is_valid(s) else 'invalid'}" for s in samples[:12]])
-        _text_panel(axes[1, col], f"{cell.upper()}: {sequences.decode(a[None])[0]} -> "
-                                  f"{sequences.decode(b[None])[0]}  (token acc. {100 * r['token_accuracy']:.1f}%)",
+                    [f"{s:<{args.max_len}}  {'ok' if expressions.is_valid(s) else 'invalid'}" for s in samples[:12]])
+        _text_panel(axes[1, col], f"{cell.upper()}: {expressions.decode(a[None])[0]} -> "
+                                  f"{expressions.decode(b[None])[0]}  (token acc. {100 * r['token_accuracy']:.1f}%)",
                     [f"t={t:.2f}  {s}" for t, s in zip(torch.linspace(0, 1, len(path)).tolist(), path)])
     plots.save(fig, run.path("sequence_vae.png"))
     best = max(results, key=lambda c: results[c]["token_accuracy"])

@@ -32,8 +32,9 @@ import argparse
 
 import torch
 
-from pyrovae import data, evaluate, experiment, likelihoods, plots
-from pyrovae.builder import build_vae
+from pyrovae import data, evaluate, likelihoods, plots
+from pyrovae.cli import experiment
+from pyrovae.models import build_vae
 from pyrovae.train import fit
 
 

@@ -38,7 +38,8 @@ import argparse
 import pyro.distributions as dist
 import torch
 
-from pyrovae import VAE, data, evaluate, experiment, nets, plots, priors
+from pyrovae import VAE, data, evaluate, nets, plots, priors
+from pyrovae.cli import experiment
 from pyrovae.train import fit
 
 X_SHAPE = (1, 28, 28)

@@ -23,7 +23,8 @@ import argparse
 from pyro.infer import SVI, Trace_ELBO
 from pyro.optim import Adam
 
-from pyrovae import VAE, data, evaluate, experiment, likelihoods, nets, plots, priors
+from pyrovae import VAE, data, evaluate, likelihoods, nets, plots, priors
+from pyrovae.cli import experiment
 
 
 def main(args: argparse.Namespace) -> dict:

@@ -5,7 +5,7 @@ any Pyro ELBO; priors, likelihoods and networks are swappable parts.
 """
 
 from . import data, evaluate, inspect, kl, likelihoods, nets, priors
-from .model import VAE
+from .models import VAE
 from .train import fit
 
 __version__ = "0.1.0"

@@ -23,7 +23,7 @@ import torch
 from pyro.nn import PyroModule
 from torch import nn
 
-from .nets import positive_scale
+from .nets.functional import positive_scale
 
 
 def _default_event_dim(out: torch.Tensor, extra: int = 0) -> int:

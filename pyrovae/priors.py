@@ -23,8 +23,8 @@ import torch
 from pyro.nn import PyroModule
 from torch import nn
 
-from .mixture import diagonal_normal_mixture
-from .nets import positive_scale
+from .distributions.mixture import diagonal_normal_mixture
+from .nets.functional import positive_scale
 
 
 def _check_z_dim(z_dim: int) -> int:

@@ -8,7 +8,7 @@ import functools
 import torch
 
 from pyrovae import data
-from pyrovae.builder import build_vae
+from pyrovae.models import build_vae
 from pyrovae.train import fit
 
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from pyrovae import checkpoint as ckpt
 from pyrovae.cli import main
+from pyrovae.train import checkpoint as ckpt
 
 
 def test_train_writes_checkpoint_metrics_and_figures(tmp_path, mnist):

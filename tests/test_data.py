@@ -14,8 +14,8 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from pyrovae import data
-from pyrovae import mnist as fetch
-from pyrovae.files import atomic_write
+from pyrovae._util.files import atomic_write
+from pyrovae.data import mnist as fetch
 
 RAW_NAMES = [
     "train-images-idx3-ubyte",

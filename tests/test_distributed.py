@@ -12,8 +12,8 @@ import pyro
 import torch
 
 from pyrovae import distributed as ddp
-from pyrovae.builder import build_vae
 from pyrovae.data import load_mnist
+from pyrovae.models import build_vae
 from pyrovae.train import fit
 
 N_TRAIN, N_TEST, LOCAL_BATCH, EPOCHS = 800, 200, 25, 3

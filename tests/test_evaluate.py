@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from pyrovae import VAE, evaluate, likelihoods, nets, priors
-from pyrovae.evaluate import _Stream
+from pyrovae.evaluate.bounds import _Stream
 from pyrovae.train import fit
 from tests import linear_gaussian as lg
 from tests.small_models import trained_vae
@@ -201,8 +201,8 @@ def test_evaluate_command_writes_json(tmp_path, capsys):
     import json
 
     from pyrovae import cli
-    from pyrovae.builder import build_vae
-    from pyrovae.checkpoint import save_checkpoint
+    from pyrovae.models import build_vae
+    from pyrovae.train.checkpoint import save_checkpoint
 
     ckpt = tmp_path / "checkpoint.pt"
     save_checkpoint(ckpt, build_vae(z_dim=3, hidden=(16,)))

@@ -13,43 +13,46 @@ import torch
 from pyro import poutine
 from pyro.infer import Trace_ELBO
 
-from pyrovae import VAE, experiment, likelihoods, metrics, nets, sequences
-from pyrovae.autoencoder import Autoencoder
-from pyrovae.conditional import ConditionalMLPDecoder, ConditionalMLPEncoder, ConditionalVAE, fit_conditional
-from pyrovae.denoising import NoisyEncoder
+from pyrovae import VAE, likelihoods, nets
+from pyrovae.cli import experiment
+from pyrovae.data import expressions
+from pyrovae.evaluate import sample_quality
+from pyrovae.models import Autoencoder, ConditionalVAE
+from pyrovae.nets import ConditionalMLPDecoder, ConditionalMLPEncoder, NoisyEncoder
+from pyrovae.train import fit_conditional
 
 
 # -- sequences ------------------------------------------------------------------------------
 def test_expressions_are_valid_distinct_and_disjoint():
-    train, test = sequences.load_expressions(300, 50, max_len=12, seed=1)
+    train, test = expressions.load_expressions(300, 50, max_len=12, seed=1)
     assert train.tokens.shape == (300, 12) and test.tokens.dtype == torch.long
     strings = train.strings + test.strings
-    assert len(set(strings)) == 350 and all(sequences.is_valid(s) and len(s) <= 12 for s in strings)
-    assert sequences.decode(sequences.encode(strings, 12)) == strings
+    assert len(set(strings)) == 350 and all(expressions.is_valid(s) and len(s) <= 12 for s in strings)
+    assert expressions.decode(expressions.encode(strings, 12)) == strings
 
 
 @pytest.mark.parametrize("s", ["(1+2", "1+2)", "01+3", "1++2", "", "+1", "123", "()", "1+(2*)"])
 def test_is_valid_rejects_non_sentences(s):
-    assert not sequences.is_valid(s)
+    assert not expressions.is_valid(s)
 
 
 def test_token_accuracy_ignores_padding():
-    target = sequences.encode(["1+2", "34"], 5)
+    target = expressions.encode(["1+2", "34"], 5)
     pred = target.clone()
     pred[0, 0] = 5  # one wrong token out of 5 non-pad tokens
     pred[:, 4] = 7  # padding positions: not counted
-    assert sequences.token_accuracy(pred, target) == pytest.approx(4 / 5)
+    assert expressions.token_accuracy(pred, target) == pytest.approx(4 / 5)
     with pytest.raises(ValueError, match="not in the vocabulary"):
-        sequences.encode(["1/2"], 5)
+        expressions.encode(["1/2"], 5)
 
 
 # -- recurrent nets -------------------------------------------------------------------------
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_recurrent_vae_sites_and_shapes(cell):
-    length, vocab, z_dim = 7, len(sequences.VOCAB), 3
+    length, vocab, z_dim = 7, len(expressions.VOCAB), 3
     vae = VAE(nets.RNNEncoder(length, vocab, z_dim, hidden=16, cell=cell),
               nets.RNNDecoder(z_dim, length, vocab, hidden=16, cell=cell), likelihood=likelihoods.Categorical(vocab))
-    x = sequences.encode(["1+2", "(3*4)-5"], length)  # (2, 7)
+    x = expressions.encode(["1+2", "(3*4)-5"], length)  # (2, 7)
     loc, scale = vae.encoder(x)
     assert loc.shape == scale.shape == (2, z_dim) and (scale > 0).all()
     assert vae.decoder(loc).shape == (2, length, vocab)
@@ -108,25 +111,25 @@ def test_roc_auc_matches_pairwise_definition():
     labels = torch.rand(60, generator=g) < 0.4
     pos, neg = scores[labels], scores[~labels]
     pairs = [(1.0 if p > n else 0.5 if p == n else 0.0) for p, n in itertools.product(pos.tolist(), neg.tolist())]
-    assert metrics.roc_auc(scores, labels) == pytest.approx(sum(pairs) / len(pairs))
-    assert metrics.roc_auc(torch.tensor([0.0, 1.0]), torch.tensor([False, True])) == 1.0
+    assert sample_quality.roc_auc(scores, labels) == pytest.approx(sum(pairs) / len(pairs))
+    assert sample_quality.roc_auc(torch.tensor([0.0, 1.0]), torch.tensor([False, True])) == 1.0
     with pytest.raises(ValueError, match="both classes"):
-        metrics.roc_auc(torch.ones(3), torch.ones(3))
+        sample_quality.roc_auc(torch.ones(3), torch.ones(3))
 
 
 def test_nearest_distance_and_far_fraction():
     ref = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     x = torch.tensor([[0.1, 0.0], [5.0, 5.0]])
-    assert torch.allclose(metrics.nearest_distance(x, ref, batch_size=1), torch.tensor([0.1, 32 ** 0.5]))
-    far, threshold = metrics.far_fraction(x, ref)
+    assert torch.allclose(sample_quality.nearest_distance(x, ref, batch_size=1), torch.tensor([0.1, 32 ** 0.5]))
+    far, threshold = sample_quality.far_fraction(x, ref)
     assert threshold == pytest.approx(1.0) and far == 0.5
 
 
 def test_classifier_log_prob_is_a_log_probability():
     x = torch.rand(40, 1, 28, 28)
     y = torch.arange(40) % 10
-    clf = metrics.train_digit_classifier(x, y, epochs=1)
-    best, given = metrics.classifier_log_prob(clf, x), metrics.classifier_log_prob(clf, x, y)
+    clf = sample_quality.train_digit_classifier(x, y, epochs=1)
+    best, given = sample_quality.classifier_log_prob(clf, x), sample_quality.classifier_log_prob(clf, x, y)
     assert best.shape == given.shape == (40,) and (given <= best + 1e-6).all() and (best <= 0).all()
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pyrovae import experiment
+from pyrovae.cli import experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -13,8 +13,8 @@ from pyro.optim import Adam
 from torch import nn
 
 from pyrovae import VAE, likelihoods
-from pyrovae.builder import VAEConfig, build_vae
 from pyrovae.flows import FlowPrior, IAFGuide, context_dim_of, encoder_context
+from pyrovae.models import VAEConfig, build_vae
 from pyrovae.nets import MLPDecoder, MLPEncoder
 
 

@@ -115,7 +115,7 @@ def test_anomaly_scores_rank_corrupted_inputs_first():
 
 def test_latent_snapshots_callback_records_every_epoch(mnist_small):
     x_train, _, x_test, y_test = mnist_small
-    from pyrovae.builder import build_vae
+    from pyrovae.models import build_vae
 
     vae = build_vae(z_dim=3, hidden=(32,))
     snaps = inspect.LatentSnapshots((x_test[:200] > 0.5).float(), y_test[:200])

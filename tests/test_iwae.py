@@ -14,8 +14,8 @@ import torch
 from pyro.infer import SVI, RenyiELBO, Trace_ELBO
 from pyro.optim import Adam
 
-from pyrovae.builder import build_vae
-from pyrovae.iwae import IWAE_ELBO, iwae_bound
+from pyrovae.infer import IWAE_ELBO, iwae_bound
+from pyrovae.models import build_vae
 from pyrovae.train import fit
 
 EXACT = (0.5, math.sqrt(0.5))
@@ -200,7 +200,7 @@ def test_likelihood_benchmark_tiny_run(tmp_path, mnist, capsys, config):
 
 
 def test_likelihood_benchmark_fine_tunes_from_a_checkpoint(tmp_path, mnist):
-    from pyrovae.checkpoint import CheckpointError
+    from pyrovae.train.checkpoint import CheckpointError
 
     bench = _load_benchmark("likelihood")
     tiny = ["--epochs", "1", "--subset", "64", "--samples", "300", "--threads", "2"]  # K large enough that two estimates agree

@@ -11,8 +11,11 @@ import pytest
 import torch
 from pyro.infer import ReweightedWakeSleep
 
-from pyrovae import kl, kl_compare, kl_fit, kl_toy, plots
-from pyrovae.wake_phi import MinibatchRWS
+from pyrovae import kl, plots
+from pyrovae.infer import MinibatchRWS
+from pyrovae.kl import fit as kl_fit
+from pyrovae.kl import guides as kl_guides
+from pyrovae.kl import toy as kl_toy
 
 
 # ---------------------------------------------------------------------------------------
@@ -248,7 +251,7 @@ def test_wake_phi_refuses_global_sites_and_mixed_scales():
 # ---------------------------------------------------------------------------------------
 def test_compare_guides_tiny_run_and_posterior_figure(mnist_small, tmp_path):
     x_train, _, x_test, _ = mnist_small
-    comp = kl_compare.compare_guides(x_train[:300], x_test[:40], epochs=2, z_dim=2, hidden=(32,), particles=3,
+    comp = kl_guides.compare_guides(x_train[:300], x_test[:40], epochs=2, z_dim=2, hidden=(32,), particles=3,
                                      batch_size=50, eval_samples=64, seed=0)
     assert list(comp.results) == ["elbo", "iwae", "rws"]
     for r in comp.results.values():
@@ -263,13 +266,13 @@ def test_compare_guides_tiny_run_and_posterior_figure(mnist_small, tmp_path):
     r_e, r_i = comp.results["elbo"], comp.results["iwae"]
     assert paired["iwae"]["d_log_px"] == pytest.approx(r_i.log_px - r_e.log_px, abs=1e-3)
     digits = comp.test_x[:2]
-    grids = [kl_compare.posterior_grids(r.vae, digits, size=40) for r in comp.results.values()]
+    grids = [kl_guides.posterior_grids(r.vae, digits, size=40) for r in comp.results.values()]
     for column in grids:
         for g in column:
             area = float((g.z0[1] - g.z0[0]) * (g.z1[1] - g.z1[0]))
             assert float(g.log_post.exp().sum()) * area == pytest.approx(1.0, abs=1e-4)
             assert g.kl_q_p >= 0 and g.kl_p_q >= 0
-    fig = plots.posterior_vs_guides(digits, grids, list(kl_compare.METHODS.values()), path=tmp_path / "post.png")
+    fig = plots.posterior_vs_guides(digits, grids, list(kl_guides.METHODS.values()), path=tmp_path / "post.png")
     assert len(fig.axes) >= 8
 
 
@@ -304,7 +307,7 @@ def test_importance_stats_on_linear_gaussian_vae(shift):
               likelihoods.Gaussian(scale=sigma), x_shape=(3,), z_dim=2)
     x = torch.randn(6, 3)
     marginal = dist.MultivariateNormal(b, w @ w.T + sigma**2 * torch.eye(3))
-    stats = kl_compare.importance_stats(vae, x, num_samples=4000, chunk=1000)
+    stats = kl_guides.importance_stats(vae, x, num_samples=4000, chunk=1000)
     # inclusive KL(p(z|x) || q): equal variances, means `shift` sd apart in each of 2 dims
     exact_kl = 2 * shift**2 / 2
     # IS error of log p(x) ~ sqrt((e^{2 shift^2} - 1) / S) ~ 0.013 nats here: allow 0.05

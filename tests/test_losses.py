@@ -7,9 +7,8 @@ import pytest
 import torch
 from pyro.infer import JitTrace_ELBO, Trace_ELBO, TraceMeanField_ELBO
 
-from pyrovae.builder import build_vae
-from pyrovae.iwae import IWAE_ELBO
-from pyrovae.losses import DEFAULT_IWAE_PARTICLES, LOSSES, make_loss
+from pyrovae.infer import DEFAULT_IWAE_PARTICLES, IWAE_ELBO, LOSSES, make_loss
+from pyrovae.models import build_vae
 from pyrovae.train import fit
 
 

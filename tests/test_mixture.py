@@ -7,7 +7,7 @@ import pyro.distributions as dist
 import pytest
 import torch
 
-from pyrovae.mixture import DiagonalNormalMixture, diagonal_normal_mixture
+from pyrovae.distributions import DiagonalNormalMixture, diagonal_normal_mixture
 
 
 def _pair(k=7, d=5, seed=0):

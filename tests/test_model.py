@@ -14,7 +14,7 @@ from torch import nn
 from torch.distributions import kl_divergence
 
 from pyrovae import VAE, likelihoods, nets, priors
-from pyrovae.builder import VAEConfig, build_vae
+from pyrovae.models import VAEConfig, build_vae
 
 X_SHAPE = (1, 8, 8)
 Z = 3

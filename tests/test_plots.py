@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from pyrovae import inspect, plots
-from pyrovae.cli_inspect import TWO_D_ONLY, inspection_figures
+from pyrovae.cli.inspect import TWO_D_ONLY, inspection_figures
 from tests.small_models import trained_vae
 
 EXPECTED = {"samples", "posterior_decodes", "reconstructions", "latent", "bubbles", "interpolation", "traversal",
@@ -39,7 +39,7 @@ def test_every_inspection_figure_renders_for_a_2d_latent(tmp_path):
 
 
 def test_two_d_only_figures_are_skipped_with_a_note_for_larger_latents(tmp_path, mnist_small):
-    from pyrovae.builder import build_vae
+    from pyrovae.models import build_vae
 
     vae = build_vae(z_dim=4, hidden=(32,)).eval()  # untrained is enough for layout
     x_test, y_test = (mnist_small[2][:100] > 0.5).float(), mnist_small[3][:100]

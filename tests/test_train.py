@@ -9,9 +9,9 @@ import torch
 from pyro.infer import TraceMeanField_ELBO
 from pyro.optim import Adam
 
-from pyrovae import checkpoint as ckpt
-from pyrovae.builder import build_vae
+from pyrovae.models import build_vae
 from pyrovae.train import TrainingDivergedError, beta_at, exponential_lr, fit
+from pyrovae.train import checkpoint as ckpt
 
 
 def small_vae(**kw):

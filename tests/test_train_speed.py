@@ -16,9 +16,10 @@ import torch
 from pyro.infer import SVI, Trace_ELBO
 from pyro.optim import Adam
 
-from pyrovae.builder import build_vae
 from pyrovae.data import binarize
-from pyrovae.train import fit, reparam_trace_elbo
+from pyrovae.infer import reparam_trace_elbo
+from pyrovae.models import build_vae
+from pyrovae.train import fit
 
 
 def small_vae(**kw):

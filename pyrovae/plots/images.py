@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
-from ..files import atomic_write
+from .._util.files import atomic_write
 
 
 def new_figure(figsize: tuple[float, float]) -> Figure:

@@ -1,0 +1,97 @@
+"""``pyrovae kl-demo`` and ``pyrovae kl-compare``: the KL-direction studies from the command line.
+
+``kl-demo`` fits one Gaussian to the bimodal toy target in each direction
+(:func:`pyrovae.kl_toy.run_toy`); ``kl-compare`` trains the same VAE with Trace_ELBO, IWAE
+and reweighted wake-sleep on MNIST (:func:`pyrovae.kl_compare.compare_guides`). Each writes
+its figure and a JSON of the numbers to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from .._util.files import write_json
+
+
+def _common(p: argparse.ArgumentParser, out: str) -> None:
+    p.add_argument("--out", type=Path, default=Path(out), help="output folder (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+
+
+def add_demo_args(p: argparse.ArgumentParser) -> None:
+    _common(p, "runs/kl-demo")
+    p.add_argument("--steps", type=int, default=600, help="SVI steps per fit (default %(default)s)")
+    p.add_argument("--alphas", type=float, nargs="*", default=None, help="Rényi orders to sweep (default 0.5 0 -1)")
+
+
+def run_demo(args: argparse.Namespace) -> dict:
+    """Fit the toy in every direction; write ``kl_toy.png`` and ``kl_toy.json``."""
+    from .. import plots
+    from ..kl import toy as kl_toy
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    alphas = kl_toy.DEFAULT_ALPHAS if args.alphas is None else tuple(args.alphas)
+    result = kl_toy.run_toy(seed=args.seed, alphas=alphas, steps=args.steps)
+    out = Path(args.out)
+    plots.kl_fits(result, path=out / "kl_toy.png")
+    numbers = result.to_dict()
+    write_json(out / "kl_toy.json", numbers)
+    print(result.table())
+    print(f"wrote {out}/kl_toy.png and kl_toy.json")
+    return numbers
+
+
+def add_compare_args(p: argparse.ArgumentParser) -> None:
+    _common(p, "runs/kl-compare")
+    p.add_argument("--epochs", type=int, default=5, help="passes over the training set per method (default %(default)s)")
+    p.add_argument("--z-dim", type=int, default=2, help="latent size; 2 also draws posterior-vs-guide contours (default %(default)s)")
+    p.add_argument("--hidden", type=int, nargs="+", default=[200], help="MLP widths (default 200)")
+    p.add_argument("--particles", type=int, default=5, help="K, samples of z per data point per step (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=100, help="examples per step (default %(default)s)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default %(default)s)")
+    p.add_argument("--eval-samples", type=int, default=1000, help="S, importance samples per test point (default %(default)s)")
+    p.add_argument("--methods", nargs="+", default=["elbo", "iwae", "rws"], help="subset of elbo iwae rws")
+    p.add_argument("--subset", type=int, default=None, help="use the first N training images only (quick runs)")
+    p.add_argument("--test-subset", type=int, default=None, help="evaluate on the first N test images only")
+    p.add_argument("--digits", type=int, default=6, help="test digits in the posterior figure (default %(default)s)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default %(default)s)")
+    p.add_argument("--data", type=Path, default=None, help="MNIST folder (default $PYROVAE_DATA or ~/.cache/pyrovae)")
+
+
+def run_compare(args: argparse.Namespace) -> dict:
+    """Train and measure each guide; write ``kl_compare.json``, ``kl_compare.md`` and, for a 2-D
+    latent, ``posterior_vs_guides.png``."""
+    from .. import data, plots
+    from ..kl import guides as kl_compare
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    train, test = data.load_mnist(args.data)
+    x_train = train.images[: args.subset] if args.subset else train.images
+    x_test = test.images[: args.test_subset] if args.test_subset else test.images
+    t0 = time.perf_counter()
+    comp = kl_compare.compare_guides(
+        x_train, x_test, epochs=args.epochs, methods=args.methods, z_dim=args.z_dim, hidden=args.hidden,
+        particles=args.particles, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        eval_samples=args.eval_samples, device=args.device,
+    )
+    wall = time.perf_counter() - t0
+    out = Path(args.out)
+    numbers = {**comp.to_dict(), "wall_seconds": wall}
+    table = comp.table()
+    if args.z_dim == 2 and args.digits > 0:
+        digits = comp.test_x[: args.digits]
+        grids = [kl_compare.posterior_grids(r.vae, digits) for r in comp.results.values()]
+        names = [kl_compare.METHODS[m] for m in comp.results]
+        plots.posterior_vs_guides(digits, grids, names, path=out / "posterior_vs_guides.png")
+    write_json(out / "kl_compare.json", numbers)
+    (out / "kl_compare.md").write_text(table + "\n")
+    print(table)
+    print(f"{args.epochs} epochs on {len(x_train)} images, {wall:.0f}s; wrote {out}/")
+    return numbers

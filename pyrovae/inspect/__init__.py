@@ -1,0 +1,57 @@
+"""Posterior inspection: computation only; :mod:`pyrovae.plots` draws the results.
+
+- :mod:`~pyrovae.inspect.codes`: latent codes of a data set, 2-D projections, snapshots
+  during training, decodes of posterior draws;
+- :mod:`~pyrovae.inspect.walks`: interpolation, manifold grids, traversals, attribute vectors;
+- :mod:`~pyrovae.inspect.posterior_grid`: the true posterior of a 2-D latent on a grid,
+  against the guide;
+- :mod:`~pyrovae.inspect.denoise`: reconstruction from corrupted inputs.
+
+The anomaly scores (:mod:`pyrovae.evaluate.anomaly`) and corruptions
+(:mod:`pyrovae.data.corrupt`) are re-exported here too, where users of earlier versions
+found them.
+"""
+
+from ..data.corrupt import corrupt
+from ..evaluate.anomaly import AnomalyScores, anomaly_scores, rank
+from .codes import LatentCodes, LatentSnapshots, encode_dataset, pca, posterior_decodes, project_2d
+from .denoise import denoise
+from .posterior_grid import PosteriorGrid, posterior_grid
+from .walks import (
+    apply_attribute,
+    attribute_vector,
+    class_vector,
+    interpolate,
+    interpolate_inputs,
+    manifold_grid,
+    prior_quantiles,
+    stroke_thickness,
+    thickness_vector,
+    traversal,
+)
+
+__all__ = [
+    "AnomalyScores",
+    "LatentCodes",
+    "LatentSnapshots",
+    "PosteriorGrid",
+    "anomaly_scores",
+    "apply_attribute",
+    "attribute_vector",
+    "class_vector",
+    "corrupt",
+    "denoise",
+    "encode_dataset",
+    "interpolate",
+    "interpolate_inputs",
+    "manifold_grid",
+    "pca",
+    "posterior_decodes",
+    "posterior_grid",
+    "prior_quantiles",
+    "project_2d",
+    "rank",
+    "stroke_thickness",
+    "thickness_vector",
+    "traversal",
+]

@@ -1,0 +1,145 @@
+"""Posterior inspection: latent codes of a data set, their 2-D projections, snapshots of
+them during training, and decodes of samples and posterior draws.
+
+Computation only; :mod:`pyrovae.plots` draws the results. 
+
+References:
+
+1. Kingma, D. P. and Welling, M. (2014). Auto-Encoding Variational Bayes. ICLR (Fig. 4,
+   the learned 2-D manifold).
+2. Pearson, K. (1901). On lines and planes of closest fit to systems of points in space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+
+from .._util.batching import _batches, as_batch, model_device
+from ..models import VAE
+
+__all__ = ["LatentCodes", "LatentSnapshots", "encode_dataset", "pca", "posterior_decodes", "project_2d"]
+
+
+@dataclass
+class LatentCodes:
+    """The guide's output for a data set."""
+
+    loc: torch.Tensor  # (N, z_dim) posterior means
+    scale: torch.Tensor  # (N, z_dim) posterior standard deviations
+    labels: torch.Tensor | None  # (N,) or None
+
+
+@torch.no_grad()
+def encode_dataset(
+    vae: VAE, x: torch.Tensor | Iterable, labels: torch.Tensor | None = None, batch_size: int = 1000
+) -> LatentCodes:
+    """Encode a data set to the means and scales of q(z|x), in batches on the model's device.
+
+    :param vae: the model.
+    :param x: ``(N, *x_shape)`` or an iterable of batches.
+    :param labels: optional ``(N,)`` labels, kept alongside.
+    :param batch_size: batch size.
+    :returns: :class:`LatentCodes` on the CPU.
+    """
+    device = model_device(vae)
+    locs, scales = [], []
+    for xb in _batches(x, batch_size):
+        loc, scale = vae.encoder(xb.to(device))  # each (b, z_dim)
+        locs.append(loc.cpu())
+        scales.append(scale.cpu())
+    return LatentCodes(torch.cat(locs), torch.cat(scales), None if labels is None else labels.cpu())
+
+
+def pca(z: torch.Tensor, k: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Project rows of ``z`` onto their top ``k`` principal components.
+
+    :param z: ``(N, D)``.
+    :param k: number of components.
+    :returns: ``(projected (N, k), components (k, D), mean (D,))``.
+    """
+    if z.shape[1] <= k:
+        return z, torch.eye(z.shape[1], dtype=z.dtype), torch.zeros(z.shape[1], dtype=z.dtype)
+    mean = z.mean(0)  # (D,)
+    centred = z - mean
+    _, _, vt = torch.linalg.svd(centred, full_matrices=False)  # vt: (D, D)
+    components = vt[:k]  # (k, D)
+    return centred @ components.T, components, mean
+
+
+def project_2d(z: torch.Tensor, method: str = "pca") -> torch.Tensor:
+    """Map latent means ``(N, D)`` to 2-D for a picture: as is for D = 2, else PCA or t-SNE.
+
+    :param z: ``(N, D)``.
+    :param method: ``"pca"`` or ``"tsne"`` (needs scikit-learn).
+    """
+    if z.shape[1] <= 2:
+        return z
+    if method == "pca":
+        return pca(z, 2)[0]
+    if method == "tsne":
+        try:
+            from sklearn.manifold import TSNE
+        except ImportError as e:  # pragma: no cover - optional dependency
+            raise ImportError("method='tsne' needs scikit-learn: pip install scikit-learn") from e
+        return torch.as_tensor(TSNE(2, init="pca", random_state=0).fit_transform(z.numpy()), dtype=z.dtype)
+    raise ValueError(f"unknown projection {method!r}; expected 'pca' or 'tsne'")
+
+
+class LatentSnapshots:
+    """A :func:`pyrovae.fit` callback that stores the projected posterior means of a fixed
+    set of inputs after every epoch (seed 001, Fig. 8).
+
+    Example::
+
+        snaps = LatentSnapshots(test.images[:2000], test.labels[:2000])
+        snaps.record(0, vae)                    # before training
+        fit(vae, train, epochs=5, batch_size=128, callbacks=[snaps])
+        plots.latent_snapshots(snaps)
+
+    Each epoch is projected on its own (PCA axes may flip sign between epochs).
+
+    :param x: inputs ``(N, *x_shape)``, as the model sees data.
+    :param labels: optional ``(N,)`` labels for colour.
+    :param method: ``"pca"`` or ``"tsne"`` for ``z_dim > 2``.
+    :param every: record every ``every`` epochs.
+    """
+
+    def __init__(self, x: torch.Tensor, labels: torch.Tensor | None = None, method: str = "pca", every: int = 1) -> None:
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        self.x, self.labels, self.method, self.every = x, labels, method, every
+        self.epochs: list[int] = []
+        self.points: list[torch.Tensor] = []  # each (N, 2)
+        self.axis_labels = ("z[0]", "z[1]")  # becomes the projection's axes for z_dim > 2
+
+    def record(self, epoch: int, vae: VAE) -> None:
+        """Encode the inputs now and store their projected means under ``epoch``."""
+        was_training = vae.training
+        vae.eval()
+        codes = encode_dataset(vae, self.x)
+        vae.train(was_training)
+        self.epochs.append(int(epoch))
+        self.points.append(project_2d(codes.loc, self.method))
+        if codes.loc.shape[1] > 2:
+            self.axis_labels = ("PC 1", "PC 2") if self.method == "pca" else ("t-SNE 1", "t-SNE 2")
+
+    def __call__(self, epoch: int, vae: VAE, history=None) -> None:
+        if epoch % self.every == 0:
+            self.record(epoch, vae)
+
+
+@torch.no_grad()
+def posterior_decodes(vae: VAE, x: torch.Tensor, num_samples: int = 8) -> torch.Tensor:
+    """Decode several draws z ~ q(z|x) of the same inputs: "even for the same input … the
+    encoding will somewhat vary" (seed 000).
+
+    :param vae: the model.
+    :param x: ``(b, *x_shape)`` or one input.
+    :param num_samples: draws per input.
+    :returns: ``(b, num_samples, *x_shape)`` decoded means.
+    """
+    z = vae.encode(as_batch(vae, x)).sample((num_samples,))  # (S, b, z_dim)
+    return vae.decode_mean(z).transpose(0, 1)

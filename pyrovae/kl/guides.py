@@ -1,0 +1,257 @@
+r"""Which KL does the guide minimise? The same VAE trained three ways, measured both ways.
+
+:func:`compare_guides` trains one architecture (same decoder recipe, same initialisation,
+same seeds, same K samples per data point per step) with
+
+* ``"elbo"``: :class:`~pyro.infer.Trace_ELBO` (K particles averaged): the guide minimises
+  the reverse KL(q(z|x) ‖ p(z|x));
+* ``"iwae"``: the importance-weighted bound, RenyiELBO with α = 0
+  (:class:`~pyrovae.iwae.IWAE_ELBO`, which applies the minibatch scale correctly);
+* ``"rws"``: reweighted wake-sleep, whose wake-φ guide update minimises the inclusive
+  KL(p(z|x) ‖ q(z|x)) (:class:`~pyrovae.wake_phi.MinibatchRWS`),
+
+then measures every trained guide on held-out data (:func:`importance_stats`):
+
+.. math::
+
+    \log \hat p(x) = \log \frac1S \sum_s w_s,\quad
+    \text{gap} = \log \hat p(x) - \mathrm{ELBO}(x) \approx \mathrm{KL}(q\|p(z|x)),\quad
+    \widehat{\mathrm{KL}}(p(z|x)\|q) = \sum_s \bar w_s \log w_s - \log \hat p(x),\quad
+    \mathrm{ESS} = \frac{1}{\sum_s \bar w_s^2},
+
+with :math:`w_s = p(x, z_s)/q(z_s|x)`, :math:`z_s \sim q(z|x)` and :math:`\bar w_s` the
+self-normalised weights. The self-normalised inclusive-KL estimate equals
+:math:`\log S - H(\bar w)`, so it can never exceed :math:`\log S`: a guide that misses
+posterior mass reads as "at least this bad".
+
+With a 2-D latent, :func:`posterior_grids` gives each trained model's true posterior on a
+grid next to its guide (and both KLs by quadrature), for
+:func:`pyrovae.plots.posterior_vs_guides`.
+
+References:
+
+1. Burda, Y., Grosse, R. and Salakhutdinov, R. (2016). Importance Weighted Autoencoders. ICLR.
+2. Bornschein, J. and Bengio, Y. (2015). Reweighted Wake-Sleep. ICLR.
+3. Le, T. A., Kosiorek, A. R., Siddharth, N., Teh, Y. W. and Wood, F. (2019). Revisiting
+   Reweighted Wake-Sleep for Models with Stochastic Control Flow. UAI.
+4. Goodfellow, I., Bengio, Y. and Courville, A. (2016). Deep Learning, §3.13.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pyro
+import torch
+from pyro.infer import ELBO, Trace_ELBO
+
+from .. import data as _data
+from .._util.batching import model_device
+from ..evaluate.bounds import elbo as _elbo
+from ..evaluate.bounds import log_weights
+from ..infer.iwae_elbo import IWAE_ELBO
+from ..infer.minibatch_rws import MinibatchRWS
+from ..inspect.posterior_grid import PosteriorGrid, posterior_grid
+from ..models import VAE
+from ..models.config import build_vae
+from ..train import History, fit
+
+#: estimator name -> what its guide update minimises
+METHODS = {
+    "elbo": "Trace_ELBO: reverse KL(q||p)",
+    "iwae": "RenyiELBO α=0 (IWAE)",
+    "rws": "RWS wake-φ: inclusive KL(p||q)",
+}
+
+
+def make_estimator(method: str, num_particles: int) -> ELBO:
+    """The Pyro ELBO for a method, with K = ``num_particles`` samples per data point.
+
+    :param method: ``"elbo"``, ``"iwae"`` or ``"rws"``.
+    :param num_particles: K (≥ 2 for the importance-weighted ones).
+    """
+    if method == "elbo":
+        return Trace_ELBO(num_particles=num_particles, vectorize_particles=num_particles > 1)
+    if method == "iwae":
+        return IWAE_ELBO(num_particles)
+    if method == "rws":
+        return MinibatchRWS(num_particles)
+    raise ValueError(f"unknown method {method!r}; expected one of {list(METHODS)}")
+
+
+class ImportanceStats(dict):
+    """Per-data-point tensors, each ``(N,)``: ``log_px``, ``inclusive_kl``, ``ess``."""
+
+
+@torch.no_grad()
+def importance_stats(vae: VAE, x: torch.Tensor, num_samples: int = 1000, batch_size: int = 50,
+                     chunk: int = 250) -> ImportanceStats:
+    """Importance-sampling log p(x), SNIS inclusive KL(p(z|x)‖q) and ESS, per data point.
+
+    All three come from the same S weights per data point (from
+    :func:`pyrovae.evaluate.log_weights`).
+
+    :param vae: the model.
+    :param x: ``(N, *x_shape)`` (binarised as the model expects).
+    :param num_samples: S.
+    :param batch_size: data points per batch.
+    :param chunk: samples per call of ``log_weights`` (bounds memory: batch × chunk decodes).
+    :returns: :class:`ImportanceStats` of ``(N,)`` CPU tensors.
+    """
+    if num_samples < 2:
+        raise ValueError(f"num_samples must be >= 2, got {num_samples}")
+    device = model_device(vae)
+    out = {"log_px": [], "inclusive_kl": [], "ess": []}
+    for xb in x.split(batch_size):
+        xb = xb.to(device)
+        lw = torch.cat([log_weights(vae, xb, min(chunk, num_samples - s)) for s in range(0, num_samples, chunk)], 1)
+        log_px = torch.logsumexp(lw, 1) - math.log(num_samples)  # (b,)
+        w = torch.softmax(lw, 1)  # (b, S) self-normalised
+        out["log_px"].append(log_px.cpu())
+        out["inclusive_kl"].append(((w * lw).sum(1) - log_px).cpu())
+        out["ess"].append((1.0 / (w * w).sum(1)).cpu())
+    return ImportanceStats({k: torch.cat(v) for k, v in out.items()})
+
+
+@dataclass
+class GuideResult:
+    """One trained VAE and its test-set numbers (means over the evaluated points, nats)."""
+
+    method: str  # "elbo", "iwae" or "rws"
+    vae: VAE  # the trained model
+    history: History  # pyrovae.fit's per-epoch record
+    train_seconds: float  # wall time of training
+    elbo: float  # mean ELBO (analytic KL)
+    log_px: float  # mean IS log p(x)
+    log_px_sem: float  # standard error of the mean over data points
+    reverse_gap: float  # log p(x) - ELBO ≈ KL(q || p(z|x))
+    inclusive_kl: float  # SNIS KL(p(z|x) || q), capped at log S
+    ess: float  # mean IS effective sample size, out of S
+    per_point: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # (n,) elbo, log_px
+
+    def to_dict(self) -> dict:
+        keep = ("method", "train_seconds", "elbo", "log_px", "log_px_sem", "reverse_gap", "inclusive_kl", "ess")
+        return {**{k: getattr(self, k) for k in keep}, "estimator": METHODS[self.method],
+                "history": self.history.to_dict()}
+
+
+@dataclass
+class Comparison:
+    """The three trainings and the settings they shared."""
+
+    results: dict[str, GuideResult]  # by method
+    settings: dict  # epochs, z_dim, hidden, particles, ... (JSON-able)
+    test_x: torch.Tensor  # (n, *x_shape) the binarised evaluation points
+    extra: dict = field(default_factory=dict)
+
+    def paired(self, baseline: str = "elbo") -> dict[str, dict[str, float]]:
+        """Per-test-point differences against ``baseline`` (same digits, so much tighter than
+        the across-digit standard errors): mean and standard error of Δ ELBO and Δ log p(x)."""
+        if baseline not in self.results:
+            return {}
+        base = self.results[baseline].per_point
+        out = {}
+        for m, r in self.results.items():
+            if m == baseline:
+                continue
+            out[m] = {}
+            for key in ("elbo", "log_px"):
+                d = r.per_point[key] - base[key]  # (n,)
+                out[m][f"d_{key}"] = float(d.mean())
+                out[m][f"d_{key}_sem"] = float(d.std() / math.sqrt(len(d)))
+        return out
+
+    def to_dict(self) -> dict:
+        return {"settings": self.settings, "results": {m: r.to_dict() for m, r in self.results.items()},
+                "paired_vs_elbo": self.paired()}
+
+    def table(self) -> str:
+        """The results table in Markdown."""
+        s = self.settings["eval_samples"]
+        rows = [f"| guide trained by | test ELBO | IS log p(x) | gap log p(x) − ELBO | SNIS KL(p‖q) | ESS (of {s}) |",
+                "|---|---|---|---|---|---|"]
+        for r in self.results.values():
+            rows.append(f"| {METHODS[r.method]} | {r.elbo:.2f} | {r.log_px:.2f} ± {r.log_px_sem:.2f} | "
+                        f"{r.reverse_gap:.2f} | {r.inclusive_kl:.2f} | {r.ess:.1f} |")
+        return "\n".join(rows)
+
+
+def compare_guides(
+    train_x: torch.Tensor,
+    test_x: torch.Tensor,
+    *,
+    epochs: int,
+    methods: Sequence[str] = tuple(METHODS),
+    z_dim: int = 2,
+    hidden: Sequence[int] = (200,),
+    particles: int = 5,
+    batch_size: int = 100,
+    lr: float = 1e-3,
+    seed: int = 0,
+    eval_samples: int = 1000,
+    device: str = "cpu",
+    progress: bool = False,
+) -> Comparison:
+    """Train the same VAE with each method and evaluate every guide on ``test_x``.
+
+    :param train_x: ``(N, 1, 28, 28)`` grey levels in [0, 1] (binarised dynamically).
+    :param test_x: ``(n, 1, 28, 28)`` grey levels; binarised once with seed 0.
+    :param epochs: passes over ``train_x`` per method.
+    :param methods: a subset of ``("elbo", "iwae", "rws")``.
+    :param z_dim: latent size (2 allows :func:`posterior_grids`).
+    :param hidden: MLP widths (the decoder mirrors them).
+    :param particles: K, samples of z per data point per step, for every method.
+    :param batch_size: examples per step.
+    :param lr: Adam learning rate.
+    :param seed: seeds the initialisation (identical across methods) and training.
+    :param eval_samples: S, importance samples per test point.
+    :param device: where to train.
+    :param progress: show progress bars.
+    :returns: a :class:`Comparison`.
+    """
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ValueError(f"methods must be a non-empty subset of {list(METHODS)}, got {list(methods)}")
+    if particles < 2:
+        raise ValueError(f"particles must be >= 2 (importance weighting), got {particles}")
+    x_eval = _data.binarize(test_x, "static", seed=0)
+    results: dict[str, GuideResult] = {}
+    for method in methods:
+        pyro.clear_param_store()
+        pyro.set_rng_seed(seed)  # the same initial weights for every method
+        vae = build_vae(z_dim=z_dim, hidden=tuple(hidden))
+        t0 = time.perf_counter()
+        history = fit(vae, train_x, test_x, epochs=epochs, batch_size=batch_size, loss=make_estimator(method, particles),
+                      lr=lr, device=device, seed=seed, progress=progress)
+        seconds = time.perf_counter() - t0
+        pyro.set_rng_seed(seed + 1)  # the same evaluation draws for every method
+        elbo = _elbo(vae, x_eval, num_samples=10)  # (n,)
+        stats = importance_stats(vae, x_eval, eval_samples)
+        log_px = stats["log_px"]
+        results[method] = GuideResult(
+            method, vae, history, seconds, float(elbo.mean()), float(log_px.mean()),
+            float(log_px.std() / math.sqrt(len(log_px))), float((log_px - elbo.cpu()).mean()),
+            float(stats["inclusive_kl"].mean()), float(stats["ess"].mean()),
+            per_point={"elbo": elbo.cpu(), "log_px": log_px},
+        )
+    settings = {"epochs": epochs, "methods": list(methods), "z_dim": z_dim, "hidden": list(hidden),
+                "particles": particles, "batch_size": batch_size, "lr": lr, "seed": seed,
+                "eval_samples": eval_samples, "num_train": len(train_x), "num_test": len(test_x)}
+    return Comparison(results, settings, x_eval)
+
+
+def posterior_grids(vae: VAE, x: torch.Tensor, size: int = 121) -> list[PosteriorGrid]:
+    """The true posterior against the guide on a grid, for each row of ``x`` (2-D latent).
+
+    A batch wrapper over :func:`pyrovae.posterior_grid.posterior_grid`, which also gives both
+    KL directions by quadrature: a check on the importance-sampling numbers above.
+
+    :param vae: a model with ``z_dim == 2``.
+    :param x: ``(R, *x_shape)`` data points, as the model sees them (binarised).
+    :param size: grid points per axis.
+    :returns: one :class:`~pyrovae.posterior_grid.PosteriorGrid` per data point.
+    """
+    return [posterior_grid(vae, xi, n=size) for xi in x]

@@ -1,0 +1,38 @@
+"""Encoder and decoder networks.
+
+An *encoder* maps ``x`` of shape ``(batch, *x_shape)`` to ``(loc, scale)`` of the
+diagonal-Normal guide, each ``(batch, z_dim)`` with ``scale > 0``. A *decoder* maps ``z`` of
+shape ``(batch, z_dim)`` to the likelihood's parameter tensor: ``(batch, *x_shape)`` (Bernoulli
+logits, Gaussian/Laplace loc) or ``(batch, *x_shape, num_classes)`` (Categorical logits).
+Any ``nn.Module`` that follows this protocol plugs into :class:`pyrovae.VAE`.
+
+References:
+
+1. Kingma, D. P. and Welling, M. (2014). Auto-Encoding Variational Bayes. ICLR.
+2. Radford, A., Metz, L. and Chintala, S. (2016). Unsupervised Representation Learning
+   with Deep Convolutional Generative Adversarial Networks. ICLR.
+3. Bowman, S. R. et al. (2016). Generating Sentences from a Continuous Space. CoNLL.
+"""
+
+from .conditional import ConditionalMLPDecoder, ConditionalMLPEncoder
+from .conv import ConvDecoder, ConvEncoder
+from .functional import MIN_SCALE, GaussianHead, mlp, positive_scale
+from .mlp import MLPDecoder, MLPEncoder
+from .noisy import NoisyEncoder
+from .recurrent import RNNDecoder, RNNEncoder
+
+__all__ = [
+    "MIN_SCALE",
+    "ConditionalMLPDecoder",
+    "ConditionalMLPEncoder",
+    "ConvDecoder",
+    "ConvEncoder",
+    "GaussianHead",
+    "MLPDecoder",
+    "MLPEncoder",
+    "NoisyEncoder",
+    "RNNDecoder",
+    "RNNEncoder",
+    "mlp",
+    "positive_scale",
+]

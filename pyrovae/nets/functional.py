@@ -1,0 +1,72 @@
+"""Building blocks shared by every network: positive scales, activations, the MLP and the
+Gaussian head."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: Smallest standard deviation an encoder emits; keeps log q(z|x) finite.
+MIN_SCALE = 1e-4
+
+_ACTIVATIONS = {"softplus": nn.Softplus, "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU}
+
+
+def _check_dim(name: str, value: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _check_shape(x_shape: Sequence[int]) -> tuple[int, ...]:
+    shape = tuple(x_shape)
+    if not shape or any(not isinstance(s, int) or s < 1 for s in shape):
+        raise ValueError(f"x_shape must be a non-empty tuple of positive ints, got {x_shape!r}")
+    return shape
+
+
+def _activation(name: str) -> type[nn.Module]:
+    try:
+        return _ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(_ACTIVATIONS)}") from None
+
+
+def mlp(sizes: Sequence[int], activation: str = "softplus") -> nn.Sequential:
+    """A multilayer perceptron with ``activation`` between (not after) the layers.
+
+    :param sizes: layer widths, input first, e.g. ``(784, 400, 50)``.
+    :param activation: one of ``softplus``, ``relu``, ``tanh``, ``elu``, ``gelu``.
+    """
+    act = _activation(activation)
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(act())
+    return nn.Sequential(*layers)
+
+
+def positive_scale(raw: torch.Tensor) -> torch.Tensor:
+    """Map an unconstrained tensor to a standard deviation: ``softplus(raw) + MIN_SCALE``."""
+    return F.softplus(raw) + MIN_SCALE
+
+
+class GaussianHead(nn.Module):
+    """A linear layer from features to ``(loc, scale)`` of a diagonal Normal.
+
+    :param in_features: width of the features.
+    :param z_dim: latent dimension.
+    """
+
+    def __init__(self, in_features: int, z_dim: int) -> None:
+        super().__init__()
+        self.z_dim = _check_dim("z_dim", z_dim)
+        self.linear = nn.Linear(in_features, 2 * z_dim)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loc, raw = self.linear(h).chunk(2, dim=-1)  # each (batch, z_dim)
+        return loc, positive_scale(raw)
