@@ -7,26 +7,28 @@ import pytest
 import torch
 from pyro.infer import JitTrace_ELBO, Trace_ELBO, TraceMeanField_ELBO
 
-from pyrovae.infer import DEFAULT_IWAE_PARTICLES, IWAE_ELBO, LOSSES, make_loss
+from pyrovae.infer import DEFAULT_IWAE_PARTICLES, IWAE_ELBO, LOSSES, MinibatchRWS, ReparamTrace_ELBO, make_loss
 from pyrovae.models import build_vae
 from pyrovae.train import fit
 
 
 @pytest.mark.parametrize(
-    "name, cls", [("trace", Trace_ELBO), ("meanfield", TraceMeanField_ELBO), ("jit", JitTrace_ELBO), ("iwae", IWAE_ELBO)]
+    "name, cls",
+    [("trace", ReparamTrace_ELBO), ("trace-pyro", Trace_ELBO), ("meanfield", TraceMeanField_ELBO),
+     ("jit", JitTrace_ELBO), ("iwae", IWAE_ELBO), ("rws", MinibatchRWS)],
 )
 def test_each_name_builds_its_estimator(name, cls):
     assert name in LOSSES
     loss = make_loss(name)
     assert type(loss) is cls
-    expected = DEFAULT_IWAE_PARTICLES if name == "iwae" else 1
+    expected = DEFAULT_IWAE_PARTICLES if name in ("iwae", "rws") else 1
     assert loss.num_particles == expected
     many = make_loss(name, 7)
     assert many.num_particles == 7 and many.vectorize_particles
 
 
 def test_bad_names_and_particles_are_clear_errors():
-    with pytest.raises(ValueError, match="unknown loss 'renyi'; expected one of trace, meanfield, jit, iwae"):
+    with pytest.raises(ValueError, match="unknown loss 'renyi'; expected one of trace, trace-pyro, meanfield, jit, iwae, rws"):
         make_loss("renyi")
     with pytest.raises(ValueError, match="iwae loss needs num_particles >= 2"):
         make_loss("iwae", 1)

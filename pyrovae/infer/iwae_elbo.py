@@ -42,6 +42,8 @@ from pyro.infer.enum import get_importance_trace
 from pyro.infer.util import is_validation_enabled
 from pyro.util import check_if_enumerated, warn_if_nan
 
+from .util import data_plate_frame, per_datum_log_prob, sample_sites
+
 __all__ = ["IWAE_ELBO", "iwae_bound"]
 
 
@@ -95,31 +97,21 @@ class IWAE_ELBO(ELBO):
             self._guess_max_plate_nesting(model, guide, args, kwargs)
         # the particle plate (present for K > 1) is the outermost batch dim of every site
         model_trace, guide_trace = self._get_vectorized_trace(model, guide, args, kwargs)
-        ndim = self.max_plate_nesting + (0 if self.num_particles > 1 else 1)  # batch dims, particle dim first
-        log_w, scale, batch = 0.0, None, None
+        log_w, scale = 0.0, None
         for sign, trace, role in ((1.0, model_trace, "model"), (-1.0, guide_trace, "guide")):
-            for name, site in trace.nodes.items():
-                if site["type"] != "sample":
-                    continue
-                frame = next((f for f in site["cond_indep_stack"] if f.name == self.plate), None)
-                if frame is None or frame.dim is None:
-                    raise ValueError(
-                        f"IWAE_ELBO needs every sample site inside the vectorised plate {self.plate!r}; "
-                        f"{role} site {name!r} is not (per-data-point weights need local latents only)"
-                    )
+            for name, site in sample_sites(trace):
+                frame = data_plate_frame(site, self.plate, estimator="IWAE_ELBO", role=role, name=name)
                 if role == "guide" and not site["is_observed"] and not site["fn"].has_rsample:
                     raise ValueError(
                         f"IWAE_ELBO needs reparameterised guide sites; {name!r} ({type(site['fn']).__name__}) has no rsample"
                     )
                 s = frame.full_size / frame.size if frame.full_size is not None else 1.0
-                scale, batch = (s, frame.size) if scale is None else (scale, batch)
+                scale = s if scale is None else scale
                 lp = torch.as_tensor(site["log_prob"]) / s  # undo the subsample scale only
-                lp = lp.reshape((1,) * (ndim - lp.dim()) + lp.shape)  # (K or 1, ..., batch or 1, ...)
-                other = [d for d in range(1, ndim) if d != ndim + frame.dim]
-                log_w = log_w + sign * (lp.sum(other) if other else lp)  # (K or 1, batch or 1)
+                log_w = log_w + sign * per_datum_log_prob(lp, frame, self.num_particles, self.max_plate_nesting)
         if scale is None:
             raise ValueError("IWAE_ELBO found no sample sites in the model or guide")
-        return torch.as_tensor(log_w).expand(self.num_particles, batch), scale  # (K, batch)
+        return log_w, scale  # (K, batch)
 
     def differentiable_loss(self, model: Callable, guide: Callable, *args, **kwargs) -> torch.Tensor:
         """:math:`-\\mathcal{L}_K` as a differentiable scalar."""

@@ -1,13 +1,16 @@
-r"""Training objectives by name, so that ``fit``, the CLI and the benchmarks choose them alike.
+r"""Training objectives by name: the one table that ``fit``, the CLI and the benchmarks share.
 
-========== ===================================================================================
-name       estimator
-========== ===================================================================================
-trace      ``Trace_ELBO``: the ELBO with a Monte Carlo KL term
-meanfield  ``TraceMeanField_ELBO``: the ELBO with the analytic KL where it exists
-jit        ``JitTrace_ELBO``: ``Trace_ELBO`` compiled with the PyTorch JIT
-iwae       :class:`pyrovae.iwae.IWAE_ELBO`, the importance-weighted bound of Burda et al.
-========== ===================================================================================
+============== ===============================================================================
+name           estimator
+============== ===============================================================================
+trace          :class:`~pyrovae.infer.ReparamTrace_ELBO`: ``Trace_ELBO``'s estimator, computed
+               leanly for a reparameterised guide (Pyro's own ``Trace_ELBO`` when validating)
+trace-pyro     ``Trace_ELBO`` itself: the ELBO with a Monte Carlo KL term, and all its checks
+meanfield      ``TraceMeanField_ELBO``: the ELBO with the analytic KL where it exists
+jit            ``JitTrace_ELBO``: ``Trace_ELBO`` compiled with the PyTorch JIT
+iwae           :class:`~pyrovae.infer.IWAE_ELBO`, the importance-weighted bound of Burda et al.
+rws            :class:`~pyrovae.infer.MinibatchRWS`, reweighted wake-sleep per data point
+============== ===============================================================================
 
 The IWAE bound with K samples per data point is
 
@@ -24,6 +27,7 @@ References:
 
 1. Kingma, D. P. and Welling, M. (2014). Auto-Encoding Variational Bayes. ICLR.
 2. Burda, Y., Grosse, R. and Salakhutdinov, R. (2016). Importance Weighted Autoencoders. ICLR.
+3. Bornschein, J. and Bengio, Y. (2015). Reweighted Wake-Sleep. ICLR.
 """
 
 from __future__ import annotations
@@ -31,32 +35,65 @@ from __future__ import annotations
 from pyro.infer import ELBO, JitTrace_ELBO, Trace_ELBO, TraceMeanField_ELBO
 
 from .iwae_elbo import IWAE_ELBO
+from .minibatch_rws import MinibatchRWS
+from .reparam_trace_elbo import ReparamTrace_ELBO
 
-#: The names :func:`make_loss` knows.
-LOSSES = ("trace", "meanfield", "jit", "iwae")
+__all__ = ["DEFAULT_IWAE_PARTICLES", "LOSSES", "make_loss", "resolve_loss"]
 
-#: Samples per data point of the IWAE bound when none are given (Burda et al.'s smaller K).
+#: Samples per data point of the importance-weighted objectives when none are given (Burda et al.'s smaller K).
 DEFAULT_IWAE_PARTICLES = 5
 
+# name -> (class, whether it weights K particles per data point and so needs K >= 2)
+_TABLE: dict[str, tuple[type[ELBO], bool]] = {
+    "trace": (ReparamTrace_ELBO, False),
+    "trace-pyro": (Trace_ELBO, False),
+    "meanfield": (TraceMeanField_ELBO, False),
+    "jit": (JitTrace_ELBO, False),
+    "iwae": (IWAE_ELBO, True),
+    "rws": (MinibatchRWS, True),
+}
 
-def make_loss(name: str, num_particles: int | None = None) -> ELBO:
+#: The names :func:`make_loss` knows.
+LOSSES = tuple(_TABLE)
+
+
+def make_loss(name: str, num_particles: int | None = None, *, validate: bool = False) -> ELBO:
     """A Pyro ELBO by name (see the module's table).
 
     :param name: one of :data:`LOSSES`.
     :param num_particles: samples of z per data point, drawn as one vectorised batch. The
-        default is 1 for the ELBOs and :data:`DEFAULT_IWAE_PARTICLES` for ``iwae``. The IWAE
-        bound needs at least 2 (with 1 it is the ELBO: use ``trace``).
+        default is 1 for the ELBOs and :data:`DEFAULT_IWAE_PARTICLES` for ``iwae`` and ``rws``,
+        which need at least 2 (with 1 the IWAE bound is the ELBO: use ``trace``).
+    :param validate: ``"trace"`` gives Pyro's own ``Trace_ELBO``, with all its per-site checks.
     :raises ValueError: for an unknown name, or too few particles.
     """
-    if name not in LOSSES:
+    if name not in _TABLE:
         raise ValueError(f"unknown loss {name!r}; expected one of {', '.join(LOSSES)}")
-    if name == "iwae":
+    cls, weighted = _TABLE[name]
+    if weighted:
         k = DEFAULT_IWAE_PARTICLES if num_particles is None else num_particles
         if k < 2:
-            raise ValueError(f"the iwae loss needs num_particles >= 2 (with 1 it is the ELBO: use 'trace'), got {k}")
-        return IWAE_ELBO(num_particles=k)
+            raise ValueError(f"the {name} loss needs num_particles >= 2 (with 1 it is the ELBO: use 'trace'), got {k}")
+        return cls(num_particles=k)
     k = 1 if num_particles is None else num_particles
     if k < 1:
         raise ValueError(f"num_particles must be >= 1, got {k}")
-    elbo = {"trace": Trace_ELBO, "meanfield": TraceMeanField_ELBO, "jit": JitTrace_ELBO}[name]
-    return elbo(num_particles=k, vectorize_particles=k > 1)
+    if validate and cls is ReparamTrace_ELBO:
+        cls = Trace_ELBO
+    return cls(num_particles=k, vectorize_particles=k > 1)
+
+
+def resolve_loss(loss: ELBO | str | None, num_particles: int | None = None, *, validate: bool = False) -> ELBO:
+    """The ELBO that ``fit`` trains with: ``None`` is ``"trace"``, a name goes through
+    :func:`make_loss`, and an ELBO object is used as it is.
+
+    :raises ValueError: for an unknown name, or ``num_particles`` beside an ELBO object
+        (which carries its own).
+    """
+    if loss is None or isinstance(loss, str):
+        return make_loss("trace" if loss is None else loss, num_particles, validate=validate)
+    if num_particles is not None:
+        raise ValueError("num_particles goes with a named loss (e.g. loss='iwae'); an ELBO object carries its own")
+    if not isinstance(loss, ELBO) and not hasattr(loss, "differentiable_loss") and not hasattr(loss, "loss_and_grads"):
+        raise ValueError(f"loss must be a Pyro ELBO, one of {', '.join(LOSSES)}, or None; got {type(loss).__name__}")
+    return loss

@@ -60,6 +60,7 @@ from pyro.infer.enum import get_importance_trace
 from pyro.poutine import Trace
 
 from .iwae_elbo import iwae_bound
+from .util import data_plate_frame, per_datum_log_prob, sample_sites
 
 
 class PerDatumWeights(NamedTuple):
@@ -113,26 +114,15 @@ class MinibatchRWS(ELBO):
             scales differ.
         """
         model_trace, guide_trace = next(self._get_traces(model, guide, args, kwargs))
-        particle_dim = -self.max_plate_nesting  # the vectorised-particles plate
         scales: set[float] = set()
 
         def total(trace: Trace, which: str) -> torch.Tensor:
             out = 0.0
-            for name, site in trace.nodes.items():
-                if site["type"] != "sample":
-                    continue
-                frame = next((f for f in site["cond_indep_stack"] if f.name == self.plate), None)
-                if frame is None:
-                    raise ValueError(
-                        f"{which} site {name!r} is outside plate {self.plate!r}: per-data-point importance "
-                        "weights need every sample site to be local to one data point"
-                    )
+            for name, site in sample_sites(trace):
+                frame = data_plate_frame(site, self.plate, estimator="MinibatchRWS", role=which, name=name)
                 scales.add(float(site["scale"]))
                 lp = scale_and_mask(site["unscaled_log_prob"], 1.0, site["mask"])
-                lp = lp.reshape((1,) * (-particle_dim - lp.dim()) + lp.shape)  # pad to the particle dim
-                lp = lp.movedim((particle_dim, frame.dim), (0, 1))  # (K, B, ...)
-                lp = lp.expand(self.num_particles, frame.size, *lp.shape[2:])
-                out = out + lp.reshape(self.num_particles, frame.size, -1).sum(-1)  # (K, B)
+                out = out + per_datum_log_prob(lp, frame, self.num_particles, self.max_plate_nesting)  # (K, B)
             return out
 
         log_p, log_q = total(model_trace, "model"), total(guide_trace, "guide")

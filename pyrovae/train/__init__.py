@@ -1,14 +1,25 @@
-"""Training: :func:`fit`, its history, schedules, checkpoints and distributed collectives."""
+"""Training: :func:`fit` and the :class:`Trainer` behind it, with its config, steps, callbacks,
+history, schedules, checkpoints and distributed collectives."""
 
+from .callbacks import Callback
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checks import check_training_data
 from .conditional import fit_conditional
-from .fitting import TrainingDivergedError, check_training_data, fit
+from .config import TrainConfig
+from .fitting import fit
 from .history import History
 from .schedules import beta_at, exponential_lr
+from .steps import SVIStep, TorchStep, make_step
+from .trainer import Trainer, TrainingDivergedError
 
 __all__ = [
+    "Callback",
     "CheckpointError",
     "History",
+    "SVIStep",
+    "TorchStep",
+    "TrainConfig",
+    "Trainer",
     "TrainingDivergedError",
     "beta_at",
     "check_training_data",
@@ -16,5 +27,6 @@ __all__ = [
     "fit",
     "fit_conditional",
     "load_checkpoint",
+    "make_step",
     "save_checkpoint",
 ]

@@ -1,13 +1,13 @@
-"""Training the conditional VAE on ``(x, y)`` batches."""
+"""Training the conditional VAE on ``(x, y)`` batches, with the :class:`~pyrovae.train.Trainer`."""
 
 from __future__ import annotations
 
-import pyro
 import torch
-from pyro.infer import ELBO, Trace_ELBO
+from pyro.infer import ELBO
 
-from ..data import InMemoryLoader
 from ..models.conditional import ConditionalVAE
+from .config import TrainConfig
+from .trainer import Trainer
 
 
 def fit_conditional(
@@ -25,24 +25,19 @@ def fit_conditional(
     """Train a :class:`ConditionalVAE` on labelled data: any Pyro ELBO over ``model(x, y)`` and
     ``guide(x, y)``, one ``torch.optim.Adam`` (the fast route of :func:`pyrovae.train.fit`).
 
+    The :class:`~pyrovae.train.Trainer` runs it, with each ``(x, y)`` batch passed to the
+    model and guide as their arguments (and ``num_data = N``).
+
     :param images: ``(N, *x_shape)`` in [0, 1].
     :param labels: ``(N,)`` int64.
+    :param loss: the ELBO (default :class:`~pyrovae.infer.ReparamTrace_ELBO`, i.e. ``Trace_ELBO``'s estimator).
+    :param seed: seeds every epoch (see :class:`~pyrovae.train.TrainConfig`).
     :returns: the training ELBO per example, one value per epoch.
+    :raises ValueError: for bad settings, or as many labels as images not given.
     """
     if epochs < 1 or len(images) != len(labels):
         raise ValueError(f"need epochs >= 1 and as many labels as images, got {epochs}, {len(images)} vs {len(labels)}")
-    pyro.set_rng_seed(seed)
-    loss = loss if loss is not None else Trace_ELBO()
-    loader = InMemoryLoader(images, batch_size, labels=labels, binarize=binarize, seed=seed)
-    opt = torch.optim.Adam(cvae.parameters(), lr=lr)
-    history = []
-    for _ in range(epochs):
-        total = 0.0
-        for x, y in loader:
-            value = loss.differentiable_loss(cvae.model, cvae.guide, x, y, num_data=loader.num_data)
-            opt.zero_grad()
-            value.backward()
-            opt.step()
-            total += float(value.detach()) * len(x) / loader.num_data
-        history.append(-total / loader.num_data)
-    return history
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, binarize=binarize, seed=seed, progress=False)
+    device = next(cvae.parameters()).device
+    trainer = Trainer(cvae, config, loss=loss, device=device)
+    return trainer.prepare(images, labels=labels).run().train_elbo

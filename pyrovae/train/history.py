@@ -24,7 +24,7 @@ class History:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, list]) -> "History":
+    def from_dict(cls, d: dict[str, list]) -> History:
         return cls(**{k: list(v) for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}})
 
     def __len__(self) -> int:

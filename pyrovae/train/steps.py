@@ -1,0 +1,106 @@
+"""One optimisation step on one batch: the two routes behind :class:`~pyrovae.train.Trainer`.
+
+- :class:`TorchStep`: a ``torch.optim`` optimiser over the module's parameters. The loss is
+  the ELBO's ``differentiable_loss`` (backpropagated here) or, for an ELBO without one, its
+  ``loss_and_grads``. With several ranks the gradients are averaged before the update. The
+  returned loss stays on the device: no host synchronisation per step.
+- :class:`SVIStep`: a ``pyro.optim`` optimiser, i.e. ``SVI.step`` (which returns a float).
+
+A step is called with the batch's model arguments, ``step(x)`` or ``step(x, y)``; the
+data-set size goes in as ``num_data`` so that the plate scales the minibatch to the full data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import torch
+from pyro.infer import ELBO, SVI
+from pyro.optim import PyroOptim
+
+from . import distributed as ddp
+
+__all__ = ["SVIStep", "TorchStep", "default_adam", "make_step"]
+
+TorchFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
+
+
+def default_adam(params: Sequence[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    """``torch.optim.Adam(lr=lr)``, fused where the device and dtype allow it."""
+    # the fused kernel updates every tensor in one pass; where there is none, plain Adam
+    # (same maths, same state-dict layout, so checkpoints load either way)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr)
+
+
+class TorchStep:
+    """``zero_grad``; the loss and its gradient; the all-reduce when ``world > 1``; ``step``.
+
+    :param model: the Pyro model (bound once: a JIT ELBO keys its cache on its id).
+    :param guide: the Pyro guide.
+    :param loss: the ELBO.
+    :param optimizer: a ``torch.optim`` optimiser over ``params``.
+    :param params: the trained parameters (the ones averaged across ranks).
+    :param num_data: the full data-set size N.
+    :param world: number of data-parallel ranks.
+    """
+
+    def __init__(self, model: Callable, guide: Callable, loss: ELBO, optimizer: torch.optim.Optimizer,
+                 params: Sequence[torch.nn.Parameter], *, num_data: int, world: int = 1) -> None:
+        self.model, self.guide, self.loss, self.optimizer = model, guide, loss, optimizer
+        self.params, self.num_data, self.world = list(params), num_data, world
+        self.differentiable = hasattr(loss, "differentiable_loss")
+
+    def __call__(self, *batch: torch.Tensor) -> torch.Tensor | float:
+        """Train on one batch; returns the loss of that batch (a device tensor, or a float
+        from ``loss_and_grads``)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.differentiable:
+            value = self.loss.differentiable_loss(self.model, self.guide, *batch, num_data=self.num_data)
+            value.backward()
+            value = value.detach()
+        else:  # the gradients land on the parameters
+            value = self.loss.loss_and_grads(self.model, self.guide, *batch, num_data=self.num_data)
+        if self.world > 1:
+            ddp.average_gradients(self.params)
+        self.optimizer.step()
+        return value
+
+
+class SVIStep:
+    """``SVI.step`` with a ``pyro.optim`` optimiser (its parameters come from the param store).
+
+    :param model: the Pyro model.
+    :param guide: the Pyro guide.
+    :param loss: the ELBO.
+    :param optim: the ``pyro.optim`` optimiser.
+    :param num_data: the full data-set size N.
+    """
+
+    def __init__(self, model: Callable, guide: Callable, loss: ELBO, optim: PyroOptim, *, num_data: int) -> None:
+        self.svi = SVI(model, guide, optim, loss)
+        self.optimizer, self.num_data = optim, num_data
+
+    def __call__(self, *batch: torch.Tensor) -> float:
+        """Train on one batch; returns its loss (a float: ``SVI.step`` synchronises)."""
+        return self.svi.step(*batch, num_data=self.num_data)
+
+
+def make_step(module: torch.nn.Module, loss: ELBO, optim: PyroOptim | TorchFactory | None, lr: float, *,
+              num_data: int, world: int = 1) -> TorchStep | SVIStep:
+    """The step for ``optim``: :class:`SVIStep` for a ``pyro.optim`` optimiser, else
+    :class:`TorchStep` with ``optim(params)`` or :func:`default_adam`.
+
+    :param module: the trained module, with ``model`` and ``guide`` methods.
+    :raises ValueError: for a ``pyro.optim`` optimiser with ``world > 1``.
+    """
+    model, guide = module.model, module.guide  # bound once: a JIT ELBO keys its cache on their ids
+    if isinstance(optim, PyroOptim):
+        if world > 1:
+            raise ValueError("distributed=True needs a torch optimiser (optim=None or a factory), not pyro.optim")
+        return SVIStep(model, guide, loss, optim, num_data=num_data)
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimizer = optim(params) if optim is not None else default_adam(params, lr)
+    return TorchStep(model, guide, loss, optimizer, params, num_data=num_data, world=world)

@@ -1,0 +1,307 @@
+r"""The training loop behind :func:`pyrovae.train.fit`, in stages.
+
+:class:`Trainer` runs the stages one after another, each in its own short method:
+:meth:`~Trainer.prepare` (data checks, device, binarisation, the loader and the step),
+:meth:`~Trainer.resume` (from a checkpoint), :meth:`~Trainer.run` (the epochs), and per epoch
+:meth:`~Trainer.train_epoch`, :meth:`~Trainer.evaluate` (the held-out ELBO) and
+:meth:`~Trainer.end_epoch` (history, log line, checkpoint, callbacks)::
+
+    trainer = Trainer(vae, TrainConfig(epochs=10, batch_size=100), callbacks=[MyCallback()])
+    history = trainer.prepare(train_images, test_images).run()
+
+Every epoch starts from an RNG seeded by ``(seed, epoch, rank)``, so a resumed run repeats an
+uninterrupted one. The per-step work is the step itself: the losses stay on the device, and
+the host synchronises only every ``check_every`` steps to look for a non-finite loss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pyro
+import torch
+from pyro.infer import ELBO
+from pyro.optim import PyroOptim
+from tqdm.auto import tqdm
+
+from .._util.device import resolve_device
+from ..data import InMemoryLoader
+from ..data import binarize as binarize_images
+from ..evaluate.bounds import elbo_terms
+from ..infer.losses import resolve_loss
+from . import checkpoint as ckpt
+from . import distributed as ddp
+from .callbacks import Callback, as_callbacks, step_hook
+from .checks import as_tensor, check_training_data
+from .config import TrainConfig
+from .history import History
+from .schedules import beta_at
+from .steps import TorchFactory, make_step
+
+__all__ = ["EpochStats", "TestStats", "Trainer", "TrainingDivergedError"]
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the message names the epoch and the step."""
+
+
+class EpochStats(NamedTuple):
+    """What one epoch of training steps measured."""
+
+    train_elbo: float  # mean training objective per example (with that epoch's β)
+    seconds: float  # wall time of the steps
+
+
+class TestStats(NamedTuple):
+    """The held-out ELBO and its two terms, per example."""
+
+    recon: float  # E_q[log p(x|z)]
+    kl: float  # KL(q(z|x) || p(z))
+    elbo: float  # recon - kl
+
+
+def seed_epoch(seed: int | None, epoch: int, rank: int = 0) -> None:
+    """Seed Pyro/torch for ``epoch`` (nothing when ``seed`` is ``None``)."""
+    # every epoch starts from a known RNG state, so a resumed run repeats the original exactly;
+    # distributed ranks draw different noise (their parameters stay equal: the gradients are)
+    if seed is not None:
+        pyro.set_rng_seed(seed * 100003 + epoch + 7919 * rank)
+
+
+class Trainer:
+    """Train a VAE by stochastic variational inference (see :func:`pyrovae.train.fit`).
+
+    :param vae: a :class:`~pyrovae.VAE`, or any module whose ``model`` and ``guide`` take the
+        batch (e.g. :class:`~pyrovae.models.ConditionalVAE` with ``(x, y)`` batches).
+    :param config: the settings.
+    :param loss: a Pyro ELBO, a name from :data:`pyrovae.infer.LOSSES`, or ``None`` (``"trace"``).
+    :param optim: a ``pyro.optim`` optimiser, a factory ``params -> torch.optim.Optimizer``, or
+        ``None`` (Adam with ``config.lr``).
+    :param lr_schedule: ``epoch -> learning rate`` for a torch optimiser.
+    :param device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+    :param callbacks: :class:`Callback` objects or functions ``cb(epoch, vae, history)``.
+    :param checkpoint: file written (atomically, by rank 0) after every epoch.
+    :param distributed: train data-parallel over the initialised process group.
+    :raises ValueError: for settings that do not go together.
+    """
+
+    def __init__(self, vae: torch.nn.Module, config: TrainConfig, *, loss: ELBO | str | None = None,
+                 optim: PyroOptim | TorchFactory | None = None, lr_schedule: Callable[[int], float] | None = None,
+                 device: str | torch.device = "auto", callbacks: Iterable[Callback | Callable] = (),
+                 checkpoint: str | Path | None = None, distributed: bool = False) -> None:
+        if lr_schedule is not None and isinstance(optim, PyroOptim):
+            raise ValueError("lr_schedule needs a torch optimiser; a pyro.optim optimiser schedules itself "
+                             "(e.g. pyro.optim.ExponentialLR)")
+        if distributed and isinstance(optim, PyroOptim):
+            raise ValueError("distributed=True needs a torch optimiser (optim=None or a factory), not pyro.optim")
+        self.vae, self.config = vae, config
+        self.loss = resolve_loss(loss, validate=config.validate)
+        self.optim, self.lr_schedule = optim, lr_schedule
+        self.device = resolve_device(device)
+        self.callbacks = as_callbacks(callbacks)
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self.distributed = distributed
+        self.rank, self.world = ddp.rank_and_world() if distributed else (0, 1)
+        self.progress = config.progress and self.rank == 0
+        self.history, self.start_epoch, self.global_step = History(), 0, 0
+        self.should_stop = False  # a callback sets it to end training
+        self.x_test: torch.Tensor | None = None
+
+    # -- preparation ------------------------------------------------------------------------
+    def prepare(self, train_images: Any, test_images: Any = None, *, labels: torch.Tensor | None = None) -> Trainer:
+        """Check the data once, move model and data to the device, build the loader and the step.
+
+        :param train_images: ``(N, *x_shape)`` tensor, or an object with ``.images``.
+        :param test_images: held-out data for :meth:`evaluate`, or ``None``.
+        :param labels: ``(N, ...)``, passed to the model as its second argument (``model(x, y)``).
+        :returns: ``self``.
+        :raises ValueError: for bad data.
+        """
+        cfg, vae = self.config, self.vae
+        x_train = as_tensor(train_images, "train_images")
+        check_training_data(vae, x_train, cfg.binarize, "train_images")
+        if labels is not None and len(labels) != len(x_train):
+            raise ValueError(f"{len(x_train)} train_images but {len(labels)} labels; pass one label per image")
+        if test_images is not None:
+            x_test = as_tensor(test_images, "test_images")
+            check_training_data(vae, x_test, cfg.binarize, "test_images")
+            self.x_test = self._binarized(x_test.to(self.device), cfg.test_seed)  # fixed: comparable across epochs
+        vae.to(self.device)
+        for hook in ("sync_param_store", "register_params"):  # once: the torch route skips pyro.module per step
+            getattr(vae, hook, lambda: None)()
+        self.num_data = len(x_train)
+        self._build_loader(x_train, labels)
+        self.step = make_step(vae, self.loss, self.optim, cfg.lr, num_data=self.num_data, world=self.world)
+        self.optimizer = self.step.optimizer
+        self.step_hook = step_hook(self.callbacks)
+        return self
+
+    def _binarized(self, x: torch.Tensor, seed: int | None) -> torch.Tensor:
+        return binarize_images(x, "static", seed=seed) if self.config.binarize is not None else x
+
+    def _build_loader(self, x_train: torch.Tensor, labels: torch.Tensor | None) -> None:
+        cfg = self.config
+        if self.distributed:
+            ddp.broadcast_parameters(self.vae)  # every rank starts from rank 0's initialisation
+            x_train = ddp.shard(x_train, self.rank, self.world)  # (N // world, *x_shape); num_data stays N
+            labels = None if labels is None else ddp.shard(labels, self.rank, self.world)
+        x_train = x_train.to(self.device)
+        labels = None if labels is None else labels.to(self.device)
+        if cfg.binarize == "static":
+            x_train = self._binarized(x_train, cfg.seed)
+        # the loader takes no seed of its own: the trainer re-seeds the global RNG each epoch
+        # instead, which makes a resumed run identical to an uninterrupted one
+        self.loader = InMemoryLoader(x_train, cfg.batch_size, labels=labels, shuffle=True,
+                                     binarize="dynamic" if cfg.binarize == "dynamic" else None)
+        self.steps_per_epoch = len(self.loader)
+        self.warmup_steps = round(cfg.warmup_epochs * self.steps_per_epoch)
+        self.target_beta = float(cfg.beta) if cfg.beta is not None else getattr(self.vae, "beta", None)
+        if self.warmup_steps > 0 and self.target_beta is None:
+            raise ValueError(f"warmup_epochs needs a model with a beta (KL weight); {type(self.vae).__name__} has none")
+
+    def resume(self) -> Trainer:
+        """Continue from the checkpoint if it exists: weights, optimiser state, history, epoch.
+
+        :returns: ``self``.
+        :raises ValueError: without a checkpoint path.
+        :raises CheckpointError: when the checkpoint is unreadable or from another model.
+        """
+        if self.checkpoint is None:
+            raise ValueError("resume=True needs checkpoint=PATH")
+        if not self.checkpoint.exists():
+            return self
+        payload = ckpt.read_checkpoint(self.checkpoint)
+        ckpt.load_into(self.vae, payload, path=self.checkpoint)
+        self.vae.to(self.device)
+        # pyro.optim keeps the state until its per-parameter optimisers are created lazily
+        ckpt.load_optimizer_state(self.optimizer, payload["optimizer"])
+        self.history = History.from_dict(payload["history"])
+        self.start_epoch = int(payload["epoch"])
+        self.global_step = self.start_epoch * self.steps_per_epoch
+        return self
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> History:
+        """Train from the epoch after :attr:`start_epoch` up to ``config.epochs``.
+
+        :returns: the :class:`History` (also :attr:`history`).
+        :raises TrainingDivergedError: when the loss becomes NaN/inf.
+        """
+        for cb in self.callbacks:
+            cb.on_train_begin(self)
+        for epoch in range(self.start_epoch + 1, self.config.epochs + 1):
+            if self.should_stop:
+                break
+            stats = self.train_epoch(epoch)
+            self.end_epoch(epoch, stats, self.evaluate())
+        self.vae.eval()
+        for cb in self.callbacks:
+            cb.on_train_end(self)
+        return self.history
+
+    def train_epoch(self, epoch: int) -> EpochStats:
+        """One pass over the loader, seeded for ``epoch``, with the learning rate and β it has."""
+        cfg, n_steps = self.config, self.steps_per_epoch
+        seed_epoch(cfg.seed, epoch, self.rank)
+        self._set_lr(epoch)
+        self._set_beta()
+        self.vae.train()
+        losses = torch.zeros(n_steps, device=self.device)  # (steps,) per-step loss, kept on the device
+        bar = tqdm(self.loader, total=n_steps, desc=f"epoch {epoch}/{cfg.epochs}", disable=not self.progress,
+                   leave=False)
+        done, t0 = 0, time.perf_counter()
+        with pyro.validation_enabled(cfg.validate), self._registration():
+            for i, batch in enumerate(bar):
+                if self.global_step <= self.warmup_steps:  # the warm-up, and its end
+                    self._set_beta(self.global_step)
+                value = self.step(*batch) if isinstance(batch, tuple) else self.step(batch)
+                losses[i] = value
+                self.global_step += 1
+                done = i + 1
+                if done % cfg.check_every == 0 or done == n_steps:
+                    self._check_losses(losses[:done], epoch, bar)
+                if self.step_hook is not None:
+                    self.step_hook(self, self.global_step, value)
+                    if self.should_stop:
+                        break
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - t0
+        epoch_loss = losses[:done].mean()
+        if self.world > 1:
+            epoch_loss = ddp.mean_across_ranks(epoch_loss)
+        return EpochStats(-float(epoch_loss) / self.num_data, seconds)
+
+    def _set_lr(self, epoch: int) -> None:
+        if self.lr_schedule is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = float(self.lr_schedule(epoch))
+
+    def _set_beta(self, step: int | None = None) -> None:
+        # per step only during warm-up; otherwise once per epoch
+        if self.target_beta is not None:
+            step = self.global_step if step is None else step
+            self.vae.beta = beta_at(step, self.warmup_steps, self.target_beta)
+
+    def _registration(self) -> contextlib.AbstractContextManager:
+        # SVI with pyro.optim needs pyro.module on every call; the torch route does not
+        registration = getattr(self.vae, "param_registration", None)
+        if registration is None:
+            return contextlib.nullcontext()
+        return registration(isinstance(self.optim, PyroOptim))
+
+    def _check_losses(self, losses: torch.Tensor, epoch: int, bar: Any) -> None:
+        finite = torch.isfinite(losses)
+        if not bool(finite.all()):  # the one host sync every check_every steps
+            first = int((~finite).nonzero()[0, 0]) + 1
+            kept = f"; the last good checkpoint {self.checkpoint} is untouched" if self.checkpoint is not None else ""
+            raise TrainingDivergedError(
+                f"loss became {float(losses[first - 1])} at epoch {epoch}, step {first}{kept}. "
+                "Try a smaller learning rate, KL warm-up, or check the data."
+            )
+        if self.progress:
+            recent = losses[max(0, len(losses) - self.config.check_every):]
+            bar.set_postfix(elbo=f"{-float(recent.mean()) / self.num_data:.2f}")
+
+    def evaluate(self) -> TestStats | None:
+        """The held-out ELBO per example with β = 1 (``None`` without test data)."""
+        if self.x_test is None:
+            return None
+        self.vae.eval()
+        recon, kl = elbo_terms(self.vae, self.x_test, batch_size=self.config.eval_batch_size)  # each (N_test,)
+        return TestStats(float(recon.mean()), float(kl.mean()), float((recon - kl).mean()))
+
+    def end_epoch(self, epoch: int, stats: EpochStats, test: TestStats | None) -> None:
+        """Record the epoch in the history, log it, write the checkpoint, run the callbacks."""
+        if self.target_beta is not None:
+            self.vae.beta = self.target_beta
+        h = self.history
+        h.epoch.append(epoch)
+        h.train_elbo.append(stats.train_elbo)
+        h.beta.append(getattr(self.vae, "beta", None))
+        h.seconds.append(stats.seconds)
+        h.test_recon.append(None if test is None else test.recon)
+        h.test_kl.append(None if test is None else test.kl)
+        h.test_elbo.append(None if test is None else test.elbo)
+        if self.progress:
+            shown = f", test ELBO {test.elbo:.2f}" if test is not None else ""
+            tqdm.write(f"epoch {epoch}: train ELBO {stats.train_elbo:.2f}{shown} ({stats.seconds:.1f}s)")
+        self.save_checkpoint(epoch)
+        for cb in self.callbacks:
+            cb.on_epoch_end(self, epoch)
+
+    def save_checkpoint(self, epoch: int) -> None:
+        """Write the checkpoint for ``epoch`` (rank 0 only; nothing without a path)."""
+        if self.checkpoint is None or self.rank != 0:
+            return
+        ckpt.save_checkpoint(self.checkpoint, self.vae, optimizer=self.optimizer, epoch=epoch,
+                             history=self.history.to_dict(), fit_config=self.fit_config())
+
+    def fit_config(self) -> dict[str, Any]:
+        """The settings a checkpoint stores: the config, the β trained to and the loss's name."""
+        return {**self.config.to_dict(), "beta": self.target_beta, "loss": type(self.loss).__name__}
+
