@@ -11,11 +11,14 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from ..train import TrainingDivergedError
+from . import errors
 from . import evaluate as _evaluate
 from . import inspect as _inspect
 from . import kl as _kl
 from . import recipes as _recipes
 from . import train as _train
+from .errors import Interrupted, Parser, UsageError, fail
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -31,7 +34,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pyrovae", description="Variational autoencoders written the Pyro way.")
+    parser = Parser(prog="pyrovae", description="Variational autoencoders written the Pyro way.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add_args, _) in COMMANDS.items():
         add_args(sub.add_parser(name, help=help_text, description=help_text,
@@ -40,13 +43,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``pyrovae`` console script."""
+    """Entry point of the ``pyrovae`` console script.
+
+    :returns: the exit status: 0, 2 for a usage error (one line on stderr, as argparse's own,
+        which exit from here), 130 after Ctrl-C, 1 when training diverged. Any other exception
+        is a bug and propagates with its traceback.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # for the command that resumes an interrupted run
     try:
         COMMANDS[args.command][2](args)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"pyrovae {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except UsageError as e:
+        fail(str(e))
+        return errors.USAGE
+    except Interrupted as e:
+        print(f"pyrovae: {errors.one_line(str(e))}", file=sys.stderr)
+        return errors.INTERRUPTED
+    except TrainingDivergedError as e:
+        fail(str(e))
+        return 1
     return 0
 
 

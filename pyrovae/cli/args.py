@@ -24,6 +24,7 @@ from .. import flows, likelihoods
 from ..infer.losses import LOSSES
 from ..models.config import NETS, PRIORS
 from ..nets.functional import _ACTIVATIONS
+from .errors import UsageError
 
 ACTIVATIONS = tuple(_ACTIVATIONS)
 
@@ -154,6 +155,16 @@ def recipe_changes(args: argparse.Namespace) -> dict[str, Any]:
     if changes.get("binarize") == "none":
         changes["binarize"] = None
     return changes
+
+
+def check_data_folder(path: Path | None) -> None:
+    """Refuse a ``--data`` that is a file where a folder is expected (MNIST's data folder).
+
+    :raises UsageError: naming the path and what it should be.
+    """
+    if path is not None and Path(path).exists() and not Path(path).is_dir():
+        raise UsageError(f"--data {path} is a file; for MNIST it must be a folder (the one that holds MNIST/raw/, "
+                         "or an empty one to download into)")
 
 
 def add_data(group: Any, what: str = "MNIST folder (default $PYROVAE_DATA or ~/.cache/pyrovae)") -> None:

@@ -7,6 +7,8 @@ import argparse
 from pathlib import Path
 
 from . import args as cli_args
+from . import outdir
+from .errors import UsageError
 from .loading import load_model, test_data
 from .report import inspection_figures
 
@@ -14,7 +16,7 @@ HELP = "write every applicable inspection figure of a checkpoint to a folder"
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", type=Path, help="a checkpoint.pt written by pyrovae train")
+    p.add_argument("checkpoint", type=Path, help="a checkpoint.pt written by pyrovae train, or its run folder")
     cli_args.add_out(p, None, "folder for the figures", required=True)
     p.add_argument("--n", type=int, default=2000, help="test images to encode (default %(default)s)")
     cli_args.add_data(p, "MNIST folder")
@@ -25,7 +27,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict:
     """Write every applicable figure for a checkpoint to ``--out``."""
     if args.n < 20:
-        raise ValueError(f"--n must be >= 20 (figures show up to 20 inputs), got {args.n}")
+        raise UsageError(f"--n must be >= 20 (figures show up to 20 inputs), got {args.n}")
+    outdir.check_folder(args.out, "--out")
+    cli_args.check_data_folder(args.data)
     vae = load_model(args.checkpoint, args.device, args.seed)
     x, y = test_data(vae, args.n, args.data, args.seed)
     paths, notes = inspection_figures(vae, x, y, args.out, seed=args.seed)

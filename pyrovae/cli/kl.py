@@ -16,6 +16,8 @@ import torch
 
 from .._util.files import write_json
 from . import args as cli_args
+from . import outdir
+from .loading import load_mnist
 
 DEMO_HELP = "fit one Gaussian to a bimodal toy in each KL direction; write kl_toy.png/.json"
 COMPARE_HELP = "train a VAE with Trace_ELBO, IWAE and RWS; compare guides both KL ways; write figure/JSON"
@@ -38,6 +40,7 @@ def run_demo(args: argparse.Namespace) -> dict:
     from .. import plots
     from ..kl import toy as kl_toy
 
+    outdir.check_folder(args.out)
     if args.threads:
         torch.set_num_threads(args.threads)
     alphas = kl_toy.DEFAULT_ALPHAS if args.alphas is None else tuple(args.alphas)
@@ -58,7 +61,8 @@ def add_compare_args(p: argparse.ArgumentParser) -> None:
                        {"epochs": 5, "num_particles": 5, "batch_size": 100, "lr": 1e-3})
     p.add_argument("--eval-samples", type=cli_args.positive_int, default=1000,
                    help="S, importance samples per test point (default %(default)s)")
-    p.add_argument("--methods", nargs="+", default=["elbo", "iwae", "rws"], help="subset of elbo iwae rws")
+    p.add_argument("--methods", nargs="+", choices=("elbo", "iwae", "rws"), default=["elbo", "iwae", "rws"],
+                   help="the guides' objectives to compare (default: all three)")
     cli_args.add_subset(p, what="use the first N training images only (quick runs)")
     cli_args.add_subset(p, "--test-subset", "evaluate on the first N test images only")
     p.add_argument("--digits", type=cli_args.nonnegative_int, default=6,
@@ -70,12 +74,14 @@ def add_compare_args(p: argparse.ArgumentParser) -> None:
 def run_compare(args: argparse.Namespace) -> dict:
     """Train and measure each guide; write ``kl_compare.json``, ``kl_compare.md`` and, for a 2-D
     latent, ``posterior_vs_guides.png``."""
-    from .. import data, plots
+    from .. import plots
     from ..kl import guides as kl_compare
 
+    outdir.check_folder(args.out)
+    cli_args.check_data_folder(args.data)
     if args.threads:
         torch.set_num_threads(args.threads)
-    train, test = data.load_mnist(args.data)
+    train, test = load_mnist(args.data)
     x_train = train.images[: args.subset] if args.subset else train.images
     x_test = test.images[: args.test_subset] if args.test_subset else test.images
     t0 = time.perf_counter()

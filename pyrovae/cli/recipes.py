@@ -7,6 +7,7 @@ import json
 import math
 
 from ..models.recipes import RECIPES
+from .errors import UsageError
 
 HELP = "list the named recipes of pyrovae train --recipe (--json: every field)"
 
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> dict:
     names = args.names or list(RECIPES)
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
-        raise ValueError(f"unknown recipe(s) {', '.join(unknown)}; expected names from {', '.join(RECIPES)}")
+        raise UsageError(f"unknown recipe(s) {', '.join(unknown)}; expected names from {', '.join(RECIPES)}")
     if args.json:
         print(json.dumps({n: RECIPES[n].to_dict() for n in names}, indent=1))
     else:

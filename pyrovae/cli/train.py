@@ -20,6 +20,9 @@ from .._util.files import write_json
 from ..models import VAE, build_vae
 from ..models.recipes import RECIPES, Recipe, get_recipe, init_from_data
 from . import args as cli_args
+from . import outdir
+from .errors import Interrupted, UsageError
+from .loading import load_mnist
 from .report import TRAIN_FIGURES, inspection_figures
 
 HELP = "train a VAE on MNIST from a recipe; write checkpoint, metrics.json and figures"
@@ -39,13 +42,25 @@ def add_args(p: argparse.ArgumentParser) -> None:
     cli_args.add_subset(data)
     output = p.add_argument_group("output")
     cli_args.add_out(output, Path("runs/mnist"), "output folder")
-    output.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if it exists")
+    output.add_argument("--resume", action="store_true",
+                        help="continue from OUT/checkpoint.pt (of the same model configuration) if it exists")
+    output.add_argument("--overwrite", action="store_true",
+                        help="replace a checkpoint already in OUT (without it, or --resume, such a run is refused)")
     output.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
-    """``--recipe`` with the explicitly given flags applied."""
-    return get_recipe(args.recipe, **cli_args.recipe_changes(args))
+    """``--recipe`` with the explicitly given flags applied.
+
+    :raises UsageError: for a value the recipe refuses (``--epochs 0``, ``--lr -1``, ...).
+    """
+    changes = cli_args.recipe_changes(args)
+    try:
+        return get_recipe(args.recipe, **changes)
+    except ValueError as e:  # name the flag: "--epochs: epochs must be a positive integer, got 0"
+        flags = {dest: spec[0] for dest, spec in {**cli_args.MODEL_FLAGS, **cli_args.TRAINING_FLAGS}.items()}
+        field = next((dest for dest in changes if str(e).startswith(dest + " ")), None)
+        raise UsageError(f"{flags[field]}: {e}" if field else str(e)) from None
 
 
 def fit_recipe(vae: VAE, recipe: Recipe, x_train: torch.Tensor, x_test: torch.Tensor | None = None, **keywords: Any):
@@ -60,18 +75,40 @@ def fit_recipe(vae: VAE, recipe: Recipe, x_train: torch.Tensor, x_test: torch.Te
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Train on MNIST and write checkpoint, metrics and figures to ``args.out``."""
+    """Check the flags and ``--out``, take the folder's lock, then train (:func:`train`).
+
+    :raises UsageError: for bad flags or paths, before any training.
+    :raises Interrupted: on Ctrl-C, saying which checkpoint is kept and how to resume it.
+    """
+    recipe = recipe_from_args(args)
+    out = Path(args.out)
+    outdir.check_folder(out, "--out")
+    cli_args.check_data_folder(args.data)
+    out.mkdir(parents=True, exist_ok=True)
+    with outdir.RunLock(out) as lock:
+        if lock.took_over:
+            print(f"note: took over {lock.path} from PID {lock.took_over}, which is no longer running")
+        checkpoint = out / "checkpoint.pt"
+        _, notes = outdir.check_checkpoint(checkpoint, recipe.model_config().to_dict(), recipe.training(),
+                                           resume=args.resume, overwrite=args.overwrite)
+        for note in notes:
+            print(note)
+        try:
+            return train(args, recipe, out)
+        except KeyboardInterrupt:
+            raise Interrupted(outdir.interrupted_message(checkpoint, getattr(args, "argv", ["train"]))) from None
+
+
+def train(args: argparse.Namespace, recipe: Recipe, out: Path) -> dict:
+    """Train ``recipe`` on MNIST and write checkpoint, metrics and figures to ``out``."""
     from .. import data
 
-    recipe = recipe_from_args(args)
-    train, test = data.load_mnist(args.data)
-    x_train = train.images[: args.subset] if args.subset else train.images
-    x_test, y_test = (test.images[: args.subset], test.labels[: args.subset]) if args.subset else (test.images, test.labels)
+    train_set, test_set = load_mnist(args.data)
+    x_train = train_set.images[: args.subset] if args.subset else train_set.images
+    x_test, y_test = test_set.images[: args.subset], test_set.labels[: args.subset]
     pyro.set_rng_seed(recipe.seed)  # the initial weights too, so a run is repeatable
     vae = build_vae(recipe)
     init_from_data(vae, x_train)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     history = fit_recipe(vae, recipe, x_train, x_test, device=args.device, checkpoint=out / "checkpoint.pt",
                          resume=args.resume, progress=not args.no_progress)

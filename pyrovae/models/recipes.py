@@ -68,8 +68,10 @@ class Recipe(VAEConfig):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.num_particles is not None and self.num_particles < 1:
             raise ValueError(f"num_particles must be >= 1, got {self.num_particles!r}")
-        if not self.lr > 0 or (self.final_lr is not None and not self.final_lr > 0):
-            raise ValueError(f"lr and final_lr must be positive, got lr={self.lr!r}, final_lr={self.final_lr!r}")
+        for name in ("lr", "final_lr"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < float("inf"):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
         if self.warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs!r}")
 
