@@ -1,11 +1,13 @@
 r"""Test log-likelihood on binarised MNIST, the field's standard comparison.
 
-Trains a named configuration, then estimates :math:`-\log p(x)` on the test set with the
+Trains a named recipe (:data:`pyrovae.models.recipes.RECIPES`; ``pyrovae recipes`` lists them,
+``--config`` is the old name of ``--recipe``; any recipe field can be overridden by its flag,
+as in ``pyrovae train``), then estimates :math:`-\log p(x)` on the test set with the
 importance-weighted estimator of Burda et al. (2016) (``evaluate.log_likelihood``, K = 5000
 samples from the guide per test image) and writes a JSON record: configuration, epochs,
 wall time, NLL ± standard error.
 
-Configurations (one stochastic layer, z = 50, Bernoulli likelihood; batch 100, Adam 1e-3,
+The benchmark's recipes (one stochastic layer, z = 50, Bernoulli likelihood; batch 100, Adam 1e-3,
 optionally decayed geometrically to ``--final-lr``). The first five use Burda et al.'s
 network, 784-200-200-50 with tanh; the ``-large`` ones a wider 784-512-512-50 with GELU,
 which learns more per epoch, for a CPU budget of a few hundred epochs, not 3280:
@@ -38,7 +40,7 @@ Larochelle's fixed binarised-MNIST file, which most "static" papers use.)
 
 Example (tiny)::
 
-    python benchmarks/likelihood.py --config vae-burda --epochs 1 --subset 500 --samples 50
+    python benchmarks/likelihood.py --recipe vae-burda --epochs 1 --subset 500 --samples 50
 
 References:
 
@@ -67,34 +69,19 @@ import torch
 #: Seed of the one binarisation of the test set that every row is scored on.
 STATIC_TEST_SEED = 0
 
-#: Burda et al.'s 1-layer network.
-BURDA = {"x_shape": (1, 28, 28), "z_dim": 50, "hidden": (200, 200), "activation": "tanh", "likelihood": "bernoulli"}
-
-#: A wider network for short budgets.
-LARGE = {"hidden": (512, 512), "activation": "gelu"}
-
-#: name -> (VAEConfig overrides, loss name, default particles, published NLL and source)
-CONFIGS: dict[str, dict[str, Any]] = {
-    "vae-burda": {"model": {}, "loss": "meanfield", "particles": 1,
-                  "published": (86.76, "Burda et al. 2016, VAE 1 layer, 3280 epochs, dynamic")},
-    "vampprior": {"model": {"prior": "vamp", "num_components": 500}, "loss": "trace", "particles": 1,
-                  "published": (85.57, "Tomczak & Welling 2018, VampPrior 1 layer, static")},
-    "iaf": {"model": {"guide_flows": 2}, "loss": "trace", "particles": 1,
-                  "published": (79.10, "Kingma et al. 2016, IAF with a ResNet VAE (different network)")},
-    "iwae": {"model": {}, "loss": "iwae", "particles": 50,
-                  "published": (84.78, "Burda et al. 2016, IWAE k=50 1 layer, dynamic")},
-    "best": {"model": {"guide_flows": 2, "prior": "flow", "prior_flows": 2}, "loss": "iwae", "particles": 5,
-                  "published": (84.78, "target: beat Burda et al.'s IWAE k=50 (84.78)")},
-    "vae-large": {"model": LARGE, "loss": "trace", "particles": 1,
-                  "published": (86.76, "Burda et al. 2016, VAE 1 layer (200-200), 3280 epochs, dynamic")},
-    "vamp-large": {"model": {**LARGE, "prior": "vamp", "num_components": 500}, "loss": "trace", "particles": 1,
-                   "published": (85.57, "Tomczak & Welling 2018, VampPrior 1 layer, static")},
-    "iwae-large": {"model": LARGE, "loss": "iwae", "particles": 5,
-                   "published": (85.54, "Burda et al. 2016, IWAE k=5 1 layer, dynamic")},
-    "best-large": {"model": {**LARGE, "guide_flows": 2, "prior": "flow", "prior_flows": 2}, "loss": "trace",
-                   "particles": 1, "published": (84.78, "target: beat Burda et al.'s IWAE k=50 (84.78)")},
-    "best-large-iwae": {"model": {**LARGE, "guide_flows": 2, "prior": "flow", "prior_flows": 2}, "loss": "iwae",
-                        "particles": 5, "published": (84.78, "target: beat Burda et al.'s IWAE k=50 (84.78)")},
+#: recipe name -> (published NLL, source) it is compared with; the recipes themselves are
+#: pyrovae.models.recipes.RECIPES
+PUBLISHED: dict[str, tuple[float, str]] = {
+    "vae-burda": (86.76, "Burda et al. 2016, VAE 1 layer, 3280 epochs, dynamic"),
+    "vampprior": (85.57, "Tomczak & Welling 2018, VampPrior 1 layer, static"),
+    "iaf": (79.10, "Kingma et al. 2016, IAF with a ResNet VAE (different network)"),
+    "iwae": (84.78, "Burda et al. 2016, IWAE k=50 1 layer, dynamic"),
+    "best": (84.78, "target: beat Burda et al.'s IWAE k=50 (84.78)"),
+    "vae-large": (86.76, "Burda et al. 2016, VAE 1 layer (200-200), 3280 epochs, dynamic"),
+    "vamp-large": (85.57, "Tomczak & Welling 2018, VampPrior 1 layer, static"),
+    "iwae-large": (85.54, "Burda et al. 2016, IWAE k=5 1 layer, dynamic"),
+    "best-large": (84.78, "target: beat Burda et al.'s IWAE k=50 (84.78)"),
+    "best-large-iwae": (84.78, "target: beat Burda et al.'s IWAE k=50 (84.78)"),
 }
 
 
@@ -103,22 +90,17 @@ class _TimeUp(Exception):
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Train ``args.config``, score the test set, write and return the JSON record."""
+    """Train ``args.recipe``, score the test set, write and return the JSON record."""
     from pyrovae import data, evaluate
-    from pyrovae.infer import make_loss
-    from pyrovae.models import VAEConfig, build_vae
-    from pyrovae.train import exponential_lr, fit
+    from pyrovae.cli.args import recipe_changes
+    from pyrovae.cli.train import fit_recipe
+    from pyrovae.models import build_vae
+    from pyrovae.models.recipes import get_recipe, init_from_data
 
-    if args.config not in CONFIGS:
-        raise ValueError(f"unknown --config {args.config!r}; expected one of {sorted(CONFIGS)}")
-    spec = CONFIGS[args.config]
-    particles = args.particles if args.particles is not None else spec["particles"]
-    overrides = dict(spec["model"])
-    if args.components is not None:
-        overrides["num_components"] = args.components
-    config = VAEConfig(**{**BURDA, **overrides})
+    recipe = get_recipe(args.recipe, **recipe_changes(args))
+    config = recipe.model_config()
     torch.set_num_threads(args.threads)
-    pyro.set_rng_seed(args.seed)
+    pyro.set_rng_seed(recipe.seed)
     pyro.clear_param_store()
     train, test = data.load_mnist(args.data)
     x_train = train.images[: args.subset] if args.subset else train.images
@@ -127,27 +109,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         x_test = x_test[: args.test_subset]
     x_test_bin = data.binarize(x_test, "static", seed=STATIC_TEST_SEED)
     vae = build_vae(config)
-    if config.prior == "vamp":
-        # start the pseudo-inputs at random training images (grey levels): from the default
-        # identical faint images every component is the same and the posterior collapses
-        k, n = config.num_components, len(x_train)
-        idx = torch.randperm(n)[:k] if k <= n else torch.randint(n, (k,))  # (K,) training images
-        with torch.no_grad():
-            vae.prior.raw_pseudo_inputs.copy_(torch.logit(x_train[idx].clamp(0.05, 0.95)))
+    init_from_data(vae, x_train)  # a VampPrior's pseudo-inputs start at training images
     init = _init_from(vae, args) if args.init_from else None
     out = Path(args.out)
-    record: dict[str, Any] = {
-        "config_name": args.config,
-        "model": config.to_dict(),
-        "train": {"loss": spec["loss"], "particles": particles, "epochs_requested": args.epochs, "batch_size": args.batch_size,
-                      "lr": args.lr, "final_lr": args.final_lr, "warmup_epochs": args.warmup, "binarize": args.binarize, "seed": args.seed, "subset": args.subset,
-                      "time_limit_min": args.time_limit, "threads": args.threads},
-        "eval": {"num_samples": args.samples, "test_points": len(x_test), "test_binarize_seed": STATIC_TEST_SEED,
-                 "threads": args.eval_threads or args.threads},
-        "published": dict(zip(("nll", "source"), spec["published"])),
-        "command": "python benchmarks/likelihood.py " + " ".join(sys.argv[1:]),
-        "status": "training",
-    }
+    record = _new_record(args, recipe, n_test=len(x_test))
     if init is not None:
         record["init_from"] = init
     t0 = time.perf_counter()
@@ -159,10 +124,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise _TimeUp
 
     try:
-        history = fit(vae, x_train, x_test, epochs=args.epochs, batch_size=args.batch_size, binarize=args.binarize,
-            loss=make_loss(spec["loss"], particles), lr=args.lr, device="cpu",
-            lr_schedule=exponential_lr(args.lr, args.final_lr, args.epochs) if args.final_lr else None, seed=args.seed, warmup_epochs=args.warmup,
-            callbacks=[on_epoch], progress=False, checkpoint=args.checkpoint, resume=args.checkpoint is not None)
+        history = fit_recipe(vae, recipe, x_train, x_test, device="cpu", callbacks=[on_epoch], progress=False,
+                             checkpoint=args.checkpoint, resume=args.checkpoint is not None)
         record["stopped_by"] = "epochs"
         if "history" not in record and len(history):
             # the checkpoint held a finished run, so nothing was trained here: score that
@@ -192,8 +155,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     record["wall_seconds"] = record["train_seconds"] + record["eval_seconds"]
     _write(out, record)
-    print(f"{args.config}: NLL {record['nll']:.2f} ± {record['nll_se_mc']:.2f} nats after {record['epochs']} epochs "
+    print(f"{args.recipe}: NLL {record['nll']:.2f} ± {record['nll_se_mc']:.2f} nats after {record['epochs']} epochs "
           f"({record['wall_seconds']:.0f}s); wrote {out}")
+    return record
+
+
+def _new_record(args: argparse.Namespace, recipe: Any, n_test: int) -> dict[str, Any]:
+    """The JSON record of a run before training: what is trained, how, and how it is scored."""
+    published = PUBLISHED.get(args.recipe, (None, "no published number for this recipe"))
+    record: dict[str, Any] = {
+        "config_name": args.recipe,
+        "model": recipe.model_config().to_dict(),
+        "train": {"loss": recipe.loss, "particles": recipe.num_particles, "epochs_requested": recipe.epochs,
+                  "batch_size": recipe.batch_size, "lr": recipe.lr, "final_lr": recipe.final_lr,
+                  "warmup_epochs": recipe.warmup_epochs, "binarize": recipe.binarize, "seed": recipe.seed,
+                  "subset": args.subset, "time_limit_min": args.time_limit, "threads": args.threads},
+        "eval": {"num_samples": args.samples, "test_points": n_test, "test_binarize_seed": STATIC_TEST_SEED,
+                 "threads": args.eval_threads or args.threads},
+        "published": dict(zip(("nll", "source"), published)),
+        "command": "python benchmarks/likelihood.py " + " ".join(sys.argv[1:]),
+        "status": "training",
+    }
     return record
 
 
@@ -222,24 +204,22 @@ def _write(path: Path, record: dict[str, Any]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pyrovae.cli import args as cli_args
+    from pyrovae.models.recipes import RECIPES
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", required=True, choices=sorted(CONFIGS), help="named configuration")
-    p.add_argument("--epochs", type=int, default=10, help="training epochs (default %(default)s)")
+    p.add_argument("--recipe", "--config", dest="recipe", required=True, choices=tuple(RECIPES), metavar="NAME",
+                   help=f"named recipe (--config is the old name): {', '.join(RECIPES)}")
+    # every recipe field can be overridden; the defaults shown are vae-burda's
+    cli_args.add_flags(p.add_argument_group("model"), cli_args.MODEL_FLAGS, shown=RECIPES["vae-burda"], check=False)
+    p.add_argument("--components", dest="num_components", type=int, default=None, help="the same as --num-components")
+    cli_args.add_flags(p.add_argument_group("training"), cli_args.TRAINING_FLAGS, shown=RECIPES["vae-burda"],
+                       check=False)
     p.add_argument("--time-limit", type=float, default=None, help="stop training after the epoch that passes this many minutes")
-    p.add_argument("--binarize", choices=("dynamic", "static"), default="dynamic", help="training binarisation")
     p.add_argument("--samples", type=int, default=5000, help="importance samples K per test image (default %(default)s)")
-    p.add_argument("--particles", type=int, default=None,
-                   help="training samples of z per image (default: the config's; K of the IWAE bound)")
-    p.add_argument("--components", type=int, default=None, help="VampPrior pseudo-inputs (default 500)")
     p.add_argument("--subset", type=int, default=None, help="use the first N training and test images (tiny runs)")
     p.add_argument("--test-subset", type=int, default=None, help="score only the first N test images")
-    p.add_argument("--batch-size", type=int, default=100, help="training batch size (default %(default)s)")
     p.add_argument("--eval-batch", type=int, default=100, help="test images per importance-sampling batch")
-    p.add_argument("--warmup", type=float, default=0.0, help="epochs of linear KL warm-up (default %(default)s)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default %(default)s)")
-    p.add_argument("--final-lr", type=float, default=None,
-                   help="decay the learning rate geometrically to this value at the last epoch (default: constant)")
-    p.add_argument("--seed", type=int, default=0, help="seed of training and of static training binarisation")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default %(default)s)")
     p.add_argument("--eval-threads", type=int, default=None, help="torch CPU threads for the evaluation (default: --threads)")
     p.add_argument("--checkpoint", type=Path, default=None, help="checkpoint file to write and resume from")

@@ -78,9 +78,11 @@ def _model(args: argparse.Namespace, device: torch.device):
         vae, _ = load_checkpoint(args.checkpoint, map_location=device)
         return vae.eval(), f"checkpoint {args.checkpoint}"
     train, _ = data.load_mnist()
-    vae = build_vae(z_dim=args.z_dim, hidden=tuple(args.hidden))
+    hidden = tuple(w for part in args.hidden for w in part)  # "512,512" and the old "512 512" alike
+    vae = build_vae(z_dim=args.z_dim, hidden=hidden)
     fit(vae, train.images[: args.train_n], epochs=1, batch_size=128, device=device, progress=False)
-    return vae.eval(), f"MLP 784-{args.hidden}-{args.z_dim}, Bernoulli, 1 epoch on {args.train_n} images"
+    widths = "-".join(map(str, hidden))
+    return vae.eval(), f"MLP 784-{widths}-{args.z_dim}, Bernoulli, 1 epoch on {args.train_n} images"
 
 
 def _sync(device: torch.device) -> None:
@@ -148,6 +150,8 @@ def main(args: argparse.Namespace) -> dict:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    from pyrovae.cli.args import hidden_widths
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", default=None, help="a pyrovae checkpoint (default: train a small model briefly)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -160,7 +164,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="decoder outputs per call (vectorised; 0 = 2^20 on CPU, 2^24 on CUDA)")
     p.add_argument("--loop-batch", type=int, default=100, help="samples per call in the loop (Pythae's batch_size)")
     p.add_argument("--z-dim", type=int, default=32, help="latent size of the trained model")
-    p.add_argument("--hidden", type=int, nargs="+", default=[400], help="hidden widths of the trained model")
+    p.add_argument("--hidden", type=hidden_widths, nargs="+", default=[(400,)],
+                   help="hidden widths of the trained model, comma-separated like pyrovae train (default 400)")
     p.add_argument("--train-n", type=int, default=10000, help="training images for the brief training")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = leave as is)")
     p.add_argument("--seed", type=int, default=0)

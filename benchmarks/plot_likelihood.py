@@ -32,13 +32,15 @@ def load(results: Path, names: list[str] | None = None) -> dict[str, dict]:
 
 
 def table_row(key: str, rec: dict) -> str:
-    """One markdown row: config, epochs and time, NLL ± s.e., test points, published."""
+    """One markdown row: recipe, epochs and time, NLL ± s.e., test points, published (a recipe
+    without a published number, such as ``default``, shows the record's note)."""
     se = rec.get("nll_se_data") or 0.0
     minutes = rec["train_seconds"] / 60
     epochs = f"{rec['init_from']['epochs']} + {rec['epochs']}" if "init_from" in rec else str(rec["epochs"])
     pub = rec["published"]
+    published = f"{pub['nll']} ({pub['source']})" if pub.get("nll") is not None else pub.get("source", "")
     return (f"| `{key}` | {epochs} ({minutes:.0f} min) | **{rec['nll']:.2f}** ± {se:.2f} "
-            f"| {rec['eval']['test_points']} | {pub['nll']} ({pub['source']}) |")
+            f"| {rec['eval']['test_points']} | {published} |")
 
 
 def main(argv: list[str] | None = None) -> None:

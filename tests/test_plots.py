@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from pyrovae import inspect, plots
-from pyrovae.cli.inspect import TWO_D_ONLY, inspection_figures
+from pyrovae.cli.report import TWO_D_ONLY, inspection_figures
 from tests.small_models import trained_vae
 
 EXPECTED = {"samples", "posterior_decodes", "reconstructions", "latent", "bubbles", "interpolation", "traversal",

@@ -15,17 +15,23 @@ from pathlib import Path
 import torch
 
 from .._util.files import write_json
+from . import args as cli_args
+from . import outdir
+from .loading import load_mnist
+
+DEMO_HELP = "fit one Gaussian to a bimodal toy in each KL direction; write kl_toy.png/.json"
+COMPARE_HELP = "train a VAE with Trace_ELBO, IWAE and RWS; compare guides both KL ways; write figure/JSON"
 
 
 def _common(p: argparse.ArgumentParser, out: str) -> None:
-    p.add_argument("--out", type=Path, default=Path(out), help="output folder (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    cli_args.add_out(p, Path(out), "output folder")
+    cli_args.add_seed(p)
+    cli_args.add_threads(p)
 
 
 def add_demo_args(p: argparse.ArgumentParser) -> None:
     _common(p, "runs/kl-demo")
-    p.add_argument("--steps", type=int, default=600, help="SVI steps per fit (default %(default)s)")
+    p.add_argument("--steps", type=cli_args.positive_int, default=600, help="SVI steps per fit (default %(default)s)")
     p.add_argument("--alphas", type=float, nargs="*", default=None, help="Rényi orders to sweep (default 0.5 0 -1)")
 
 
@@ -34,6 +40,7 @@ def run_demo(args: argparse.Namespace) -> dict:
     from .. import plots
     from ..kl import toy as kl_toy
 
+    outdir.check_folder(args.out)
     if args.threads:
         torch.set_num_threads(args.threads)
     alphas = kl_toy.DEFAULT_ALPHAS if args.alphas is None else tuple(args.alphas)
@@ -49,36 +56,38 @@ def run_demo(args: argparse.Namespace) -> dict:
 
 def add_compare_args(p: argparse.ArgumentParser) -> None:
     _common(p, "runs/kl-compare")
-    p.add_argument("--epochs", type=int, default=5, help="passes over the training set per method (default %(default)s)")
-    p.add_argument("--z-dim", type=int, default=2, help="latent size; 2 also draws posterior-vs-guide contours (default %(default)s)")
-    p.add_argument("--hidden", type=int, nargs="+", default=[200], help="MLP widths (default 200)")
-    p.add_argument("--particles", type=int, default=5, help="K, samples of z per data point per step (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=100, help="examples per step (default %(default)s)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default %(default)s)")
-    p.add_argument("--eval-samples", type=int, default=1000, help="S, importance samples per test point (default %(default)s)")
-    p.add_argument("--methods", nargs="+", default=["elbo", "iwae", "rws"], help="subset of elbo iwae rws")
-    p.add_argument("--subset", type=int, default=None, help="use the first N training images only (quick runs)")
-    p.add_argument("--test-subset", type=int, default=None, help="evaluate on the first N test images only")
-    p.add_argument("--digits", type=int, default=6, help="test digits in the posterior figure (default %(default)s)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default %(default)s)")
-    p.add_argument("--data", type=Path, default=None, help="MNIST folder (default $PYROVAE_DATA or ~/.cache/pyrovae)")
+    cli_args.add_flags(p, cli_args.MODEL_FLAGS, ("z_dim", "hidden"), {"z_dim": 2, "hidden": (200,)})
+    cli_args.add_flags(p, cli_args.TRAINING_FLAGS, ("epochs", "num_particles", "batch_size", "lr"),
+                       {"epochs": 5, "num_particles": 5, "batch_size": 100, "lr": 1e-3})
+    p.add_argument("--eval-samples", type=cli_args.positive_int, default=1000,
+                   help="S, importance samples per test point (default %(default)s)")
+    p.add_argument("--methods", nargs="+", choices=("elbo", "iwae", "rws"), default=["elbo", "iwae", "rws"],
+                   help="the guides' objectives to compare (default: all three)")
+    cli_args.add_subset(p, what="use the first N training images only (quick runs)")
+    cli_args.add_subset(p, "--test-subset", "evaluate on the first N test images only")
+    p.add_argument("--digits", type=cli_args.nonnegative_int, default=6,
+                   help="test digits in the posterior figure (default %(default)s)")
+    cli_args.add_device(p, "cpu")
+    cli_args.add_data(p)
 
 
 def run_compare(args: argparse.Namespace) -> dict:
     """Train and measure each guide; write ``kl_compare.json``, ``kl_compare.md`` and, for a 2-D
     latent, ``posterior_vs_guides.png``."""
-    from .. import data, plots
+    from .. import plots
     from ..kl import guides as kl_compare
 
+    outdir.check_folder(args.out)
+    cli_args.check_data_folder(args.data)
     if args.threads:
         torch.set_num_threads(args.threads)
-    train, test = data.load_mnist(args.data)
+    train, test = load_mnist(args.data)
     x_train = train.images[: args.subset] if args.subset else train.images
     x_test = test.images[: args.test_subset] if args.test_subset else test.images
     t0 = time.perf_counter()
     comp = kl_compare.compare_guides(
         x_train, x_test, epochs=args.epochs, methods=args.methods, z_dim=args.z_dim, hidden=args.hidden,
-        particles=args.particles, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        particles=args.num_particles, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         eval_samples=args.eval_samples, device=args.device,
     )
     wall = time.perf_counter() - t0

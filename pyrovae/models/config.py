@@ -49,6 +49,13 @@ class VAEConfig:
             raise ValueError(f"unknown flow_kind {self.flow_kind!r}; expected one of {list(flows.FLOW_KINDS)}")
         if not isinstance(self.z_dim, int) or self.z_dim < 1:
             raise ValueError(f"z_dim must be a positive integer, got {self.z_dim!r}")
+        for name in ("num_components", "prior_flows"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not self.hidden or any(not isinstance(w, int) or w < 1 for w in self.hidden):
+            raise ValueError(f"hidden must be one or more positive integer widths, got {self.hidden!r}")
+        if not self.beta >= 0:
+            raise ValueError(f"beta must be >= 0, got {self.beta!r}")
         if self.prior not in PRIORS:
             raise ValueError(f"unknown prior {self.prior!r}; expected one of {list(PRIORS)}")
         if self.net not in NETS:
@@ -56,14 +63,19 @@ class VAEConfig:
         if self.likelihood not in likelihoods.REGISTRY:
             raise ValueError(f"unknown likelihood {self.likelihood!r}; expected one of {sorted(likelihoods.REGISTRY)}")
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+    def model_dict(self) -> dict[str, Any]:
+        """The model fields only, JSON-able (a :class:`~pyrovae.models.recipes.Recipe` adds training fields)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(VAEConfig)}
         d["x_shape"], d["hidden"] = list(self.x_shape), list(self.hidden)
         d["flow_hidden"] = list(self.flow_hidden) if self.flow_hidden is not None else None
+        d["extra"] = dict(self.extra)
         return d
 
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dict()
+
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "VAEConfig":
+    def from_dict(cls, d: dict[str, Any]) -> VAEConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -74,15 +86,15 @@ class VAEConfig:
 def build_vae(config: VAEConfig | dict[str, Any] | None = None, **overrides: Any) -> VAE:
     """Build a VAE from a config (or keyword overrides of the default config).
 
-    :param config: a :class:`VAEConfig` or its dict form.
+    :param config: a :class:`VAEConfig` (a recipe's model part is used), or its dict form.
     :param overrides: fields to change, e.g. ``z_dim=2, prior="vamp"``.
     """
     if config is None:
         config = VAEConfig()
     elif isinstance(config, dict):
         config = VAEConfig.from_dict(config)
-    if overrides:
-        config = VAEConfig.from_dict({**config.to_dict(), **overrides})
+    if overrides or type(config) is not VAEConfig:
+        config = VAEConfig.from_dict({**config.model_dict(), **overrides})
     c = config
     k = c.num_classes if c.likelihood == "categorical" else None
     if c.likelihood == "categorical" and not k:

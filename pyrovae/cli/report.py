@@ -1,0 +1,255 @@
+"""What the commands report about a trained model: numbers (:func:`evaluation_summary`) and
+figures (:func:`inspection_figures`). ``pyrovae train`` draws a few of the figures,
+``pyrovae inspect`` all that apply, ``pyrovae evaluate`` writes the numbers.
+
+Each figure is one small function in :data:`FIGURES`; it draws from a :class:`_Figures`
+context that encodes the data once, and either writes its PNG or returns why it was skipped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import torch
+
+from .. import evaluate, inspect, plots
+from ..models import VAE
+
+#: figures that need a 2-D latent
+TWO_D_ONLY = ("manifold", "true_posterior")
+
+#: the figures ``pyrovae train`` writes next to its checkpoint
+TRAIN_FIGURES = ("samples", "reconstructions", "latent")
+
+
+def evaluation_summary(vae: VAE, x: torch.Tensor, num_samples: int = 5000, batch_size: int = 100) -> dict:
+    """All evaluation numbers for ``x`` as a JSON-able dict (means over the data points).
+
+    :param vae: the model.
+    :param x: ``(N, *x_shape)`` as the model sees data.
+    :param num_samples: K for log p(x).
+    :param batch_size: data points per batch of the log p(x) computation.
+    """
+    terms = evaluate.elbo_terms(vae, x)
+    t0 = time.perf_counter()
+    log_px, se = evaluate.log_likelihood(vae, x, num_samples=num_samples, batch_size=batch_size, progress=True)
+    seconds = time.perf_counter() - t0
+    info = evaluate.aggregate_posterior(vae, x)
+    activity = evaluate.unit_activity(vae, x)
+    n = len(x)
+    return {
+        "n": n,
+        "elbo": float(terms.elbo.mean()),
+        "recon": float(terms.recon.mean()),
+        "kl": float(terms.kl.mean()),
+        "kl_method": terms.kl_method,
+        "log_px": float(log_px.mean()),
+        # standard error of the mean over points from the per-point IS errors (sampling only)
+        "log_px_stderr": float(se.pow(2).sum().sqrt() / n),
+        "log_px_samples": num_samples,
+        "log_px_seconds": seconds,
+        "elbo_gap": float(log_px.mean()) - float(terms.elbo.mean()),
+        "active_units": int((activity > 0.01).sum()),
+        "z_dim": len(activity),
+        "unit_activity": [float(a) for a in activity],
+        "mutual_information": info.mutual_information,
+        "aggregate_kl": info.aggregate_kl,
+        "collapse_report": evaluate.collapse_report(vae, x),
+    }
+
+
+def _first_of(labels: torch.Tensor, digit: int, default: int) -> int:
+    hits = (labels == digit).nonzero()
+    return int(hits[0, 0]) if len(hits) else default
+
+
+@dataclass
+class _Figures:
+    """The inputs every figure draws from, each computed once."""
+
+    vae: VAE
+    x: torch.Tensor  # (N, *x_shape) on the model's device
+    labels: torch.Tensor  # (N,)
+    out: Path
+    seed: int
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    def path(self, name: str) -> Path:
+        self.paths[name] = self.out / f"{name}.png"
+        return self.paths[name]
+
+    @cached_property
+    def codes(self) -> inspect.LatentCodes:
+        return inspect.encode_dataset(self.vae, self.x, self.labels)
+
+    @property
+    def z_dim(self) -> int:
+        return self.codes.loc.shape[1]
+
+    @cached_property
+    def top(self) -> list[int]:
+        """The (up to 8) most active latent dimensions, most active first."""
+        activity = evaluate.unit_activity(self.vae, self.x)
+        return [int(d) for d in activity.argsort(descending=True)[: min(8, self.z_dim)]]
+
+
+def _samples(f: _Figures) -> None:
+    plots.labelled_grid(f.vae.sample(64), ncol=8, title="samples from the prior (mean of p(x|z))", path=f.path("samples"))
+
+
+def _posterior_decodes(f: _Figures) -> None:
+    some = f.x[:6]
+    decodes = inspect.posterior_decodes(f.vae, some, 8)  # (6, 8, *x_shape)
+    plots.labelled_grid(torch.cat([some[:, None], decodes], 1).flatten(0, 1), ncol=9,
+                        col_labels=["input"] + [f"z~q #{i + 1}" for i in range(8)],
+                        title="the same input decoded through different z ~ q(z|x)", path=f.path("posterior_decodes"))
+
+
+def _reconstructions(f: _Figures) -> None:
+    rows = 2 if len(f.x) >= 20 else 1  # pairs of rows (input, reconstruction) of up to 10
+    ncol = min(10, len(f.x))
+    x = f.x[: rows * ncol]
+    recon = f.vae.reconstruct(x)
+    grid = torch.cat([t for r in range(rows) for t in (x[r * ncol:(r + 1) * ncol], recon[r * ncol:(r + 1) * ncol])])
+    plots.labelled_grid(grid, ncol=ncol, row_labels=["input", "reconstruction"] * rows,
+                        title="inputs and their reconstructions (decoded posterior means)", path=f.path("reconstructions"))
+
+
+def _latent(f: _Figures) -> None:
+    big = f.z_dim > 2
+    plots.latent_scatter(inspect.project_2d(f.codes.loc), f.codes.labels, xlabel="PC 1" if big else "z[0]",
+                         ylabel="PC 2" if big else "z[1]",
+                         title="latent means" + (f" (PCA of {f.z_dim}-D)" if big else ""), path=f.path("latent"))
+
+
+def _bubbles(f: _Figures) -> None:
+    dims = tuple(sorted(f.top[:2])) if f.z_dim > 1 else (0, 0)
+    title = "posterior bubbles: ellipse radii = sd of q(z|x)" + (
+        "" if f.z_dim <= 2 else f"\n(the two most active of {f.z_dim} dims)")
+    plots.latent_bubbles(f.codes.loc, f.codes.scale, f.codes.labels, dims=dims, title=title, path=f.path("bubbles"))
+
+
+def _interpolation(f: _Figures, steps: int = 10) -> None:
+    i3, i8 = _first_of(f.labels, 3, 0), _first_of(f.labels, 8, 1)
+    strips = [inspect.interpolate_inputs(f.vae, f.x[i3], f.x[i8], steps, m) for m in ("linear", "spherical")]
+    plots.labelled_grid(torch.cat(strips), ncol=steps, row_labels=["linear", "spherical"],
+                        col_labels=[f"t={t:.2f}" for t in torch.linspace(0, 1, steps).tolist()],
+                        title="morphing a 3 into an 8 through the latent space", path=f.path("interpolation"))
+
+
+def _traversal(f: _Figures) -> None:
+    images, values = inspect.traversal(f.vae, f.x[0], dims=f.top, n=9)
+    plots.labelled_grid(images, ncol=9, row_labels=[f"z[{d}]" for d in f.top],
+                        col_labels=[f"{v:+.1f}" for v in values.tolist()],
+                        title="traversal: one latent dimension at a time around q's mean",
+                        xlabel="value of the varied dimension", path=f.path("traversal"))
+
+
+def _attribute_thickness(f: _Figures, amounts: tuple[float, ...] = (-2.0, -1.0, 0.0, 1.0, 2.0)) -> None:
+    vec = inspect.thickness_vector(f.codes.loc.to(f.x.device), f.x, f.labels)
+    plots.labelled_grid(inspect.apply_attribute(f.vae, f.x[:6], vec, amounts), ncol=len(amounts),
+                        col_labels=[f"{a:+g}×v" for a in amounts], row_labels=[str(int(v)) for v in f.labels[:6]],
+                        title="stroke-thickness vector v added to each code", path=f.path("attribute_thickness"))
+
+
+def _class_vector(f: _Figures, amounts: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)) -> str | None:
+    threes = (f.labels == 3).nonzero()[:6, 0]
+    if not len(threes) or not (f.labels == 8).any():
+        return "the data has no 3s or no 8s"
+    cv = inspect.class_vector(f.codes.loc.to(f.x.device), f.labels, 3, 8)
+    plots.labelled_grid(inspect.apply_attribute(f.vae, f.x[threes.to(f.x.device)], cv, amounts), ncol=len(amounts),
+                        col_labels=[f"{a:g}×v" for a in amounts],
+                        title="class vector v = mean code(8) - mean code(3), added to 3s", path=f.path("class_vector"))
+    return None
+
+
+def _needs_2d(f: _Figures) -> str | None:
+    return None if f.z_dim == 2 else f"they need a 2-D latent (this model has z_dim={f.z_dim})"
+
+
+def _manifold(f: _Figures) -> str | None:
+    if _needs_2d(f):
+        return _needs_2d(f)
+    images, values = inspect.manifold_grid(f.vae, n=15)
+    plots.manifold(images, values, title="decodes over a 15×15 grid of prior quantiles", path=f.path("manifold"))
+    return None
+
+
+def _true_posterior(f: _Figures) -> str | None:
+    if _needs_2d(f):
+        return _needs_2d(f)
+    idx = [_first_of(f.labels, d, k) for k, d in enumerate((0, 1, 3, 5, 7, 8))]
+    grids = [inspect.posterior_grid(f.vae, f.x[i], n=81) for i in idx]
+    plots.posterior_contours(grids, f.x[idx], path=f.path("true_posterior"))
+    return None
+
+
+def _unit_activity(f: _Figures) -> None:
+    kl_dim = None
+    try:
+        kl_dim = evaluate.kl_per_dim(f.vae, f.x).mean(0)
+    except ValueError:  # no analytic KL for this prior: draw the activity alone
+        pass
+    plots.unit_activity(evaluate.unit_activity(f.vae, f.x), kl_dim, path=f.path("unit_activity"))
+
+
+def _anomalies(f: _Figures) -> None:
+    scores = inspect.anomaly_scores(f.vae, f.x).neg_elbo
+    worst, best = inspect.rank(scores, 10), inspect.rank(scores, 10, descending=False)
+    plots.labelled_grid(torch.cat([f.x[worst], f.x[best]]), ncol=10, row_labels=["highest", "lowest"],
+                        col_labels=[f"{float(s):.0f}" for s in scores[worst]],
+                        title="anomaly ranking by -ELBO (nats above the top row)", path=f.path("anomalies"))
+
+
+def _denoise(f: _Figures) -> None:
+    noisy = inspect.corrupt(f.x[:10], "flip", 0.1, seed=f.seed)
+    plots.labelled_grid(torch.cat([f.x[:10], noisy, inspect.denoise(f.vae, noisy)]), ncol=10,
+                        row_labels=["clean", "10% flipped", "denoised"], title="denoising: reconstruct from corrupted input",
+                        path=f.path("denoise"))
+
+
+#: figure name -> function that writes it, or returns why it does not apply
+FIGURES: dict[str, Callable[[_Figures], str | None]] = {
+    "samples": _samples, "posterior_decodes": _posterior_decodes, "reconstructions": _reconstructions,
+    "latent": _latent, "bubbles": _bubbles, "interpolation": _interpolation, "traversal": _traversal,
+    "attribute_thickness": _attribute_thickness, "class_vector": _class_vector, "manifold": _manifold,
+    "true_posterior": _true_posterior, "unit_activity": _unit_activity, "anomalies": _anomalies, "denoise": _denoise,
+}
+
+
+@torch.no_grad()
+def inspection_figures(vae: VAE, x: torch.Tensor, labels: torch.Tensor, out: str | Path, seed: int = 0,
+                       names: Iterable[str] | None = None) -> tuple[dict[str, Path], list[str]]:
+    """Write every figure that applies to ``vae`` (or only ``names``) into ``out``.
+
+    :param vae: the model.
+    :param x: inputs ``(N, *x_shape)`` as the model sees data (N ≥ 100 is sensible).
+    :param labels: ``(N,)`` digit labels.
+    :param out: the folder.
+    :param seed: RNG seed for the sampled figures.
+    :param names: the figures to draw, a subset of :data:`FIGURES` (default: all).
+    :returns: ``({name: path}, notes)``; notes say which figures were skipped and why.
+    :raises ValueError: for an unknown figure name.
+    """
+    wanted = list(FIGURES) if names is None else list(names)
+    unknown = sorted(set(wanted) - set(FIGURES))
+    if unknown:
+        raise ValueError(f"unknown figures {unknown}; expected names from {list(FIGURES)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    vae.eval()
+    torch.manual_seed(seed)
+    f = _Figures(vae, x.to(next(vae.parameters()).device), labels, out, seed)
+    skipped: dict[str, list[str]] = {}  # reason -> figures
+    for name in wanted:
+        reason = FIGURES[name](f)
+        if reason:
+            skipped.setdefault(reason, []).append(name)
+    notes = [f"{', '.join(group)}: skipped, {reason}" for reason, group in skipped.items()]
+    if names is None:
+        notes.append("latent_snapshots: needs a training run; pass inspect.LatentSnapshots to fit(callbacks=[...])")
+    return f.paths, notes
