@@ -57,11 +57,23 @@ def _package_of(name: str, path: Path) -> str:
     return name if path.name == "__init__.py" else name.rpartition(".")[0]
 
 
+def _walk_runtime(tree: ast.AST):
+    """Every node, except those under ``if TYPE_CHECKING:`` (annotations only, never run)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+
+
 def _imports(name: str, path: Path) -> set[str]:
     """The pyrovae modules that ``name`` imports, anywhere in its body."""
     found: set[str] = set()
     package = _package_of(name, path)
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _walk_runtime(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
             found.update(t for t in targets if t == "pyrovae" or t.startswith("pyrovae."))
