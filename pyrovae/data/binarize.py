@@ -97,6 +97,19 @@ def binarize(
         (``"dynamic"`` only; takes precedence over ``seed``).
     :returns: a tensor like ``images`` with values in {0, 1} (or ``images`` itself).
     :raises ValueError: for an unknown mode, or values outside [0, 1].
+
+    Example:
+
+    >>> import torch
+    >>> from pyrovae.data import binarize
+    >>> x = torch.full((2, 3), 0.5)
+    >>> b = binarize(x, "static", seed=0)
+    >>> b.shape, bool(((b == 0) | (b == 1)).all())
+    (torch.Size([2, 3]), True)
+    >>> torch.equal(b, binarize(x, "static", seed=0))  # the same seed, the same draw
+    True
+    >>> binarize(x, None) is x
+    True
     """
     check_mode(mode)
     if mode is None:

@@ -92,6 +92,17 @@ def elbo_terms(vae: VAE, x: torch.Tensor | Iterable, num_samples: int = 1, batch
     :param num_samples: z draws per data point.
     :param batch_size: data points per batch.
     :returns: :class:`ELBOTerms` ``(recon, kl)``, each ``(N,)``, on the model's device.
+
+    Example:
+
+    >>> import torch
+    >>> from pyrovae import evaluate
+    >>> from pyrovae.models import VAEConfig, build_vae
+    >>> vae = build_vae(VAEConfig(z_dim=2, hidden=(8,)))
+    >>> terms = evaluate.elbo_terms(vae, torch.zeros(3, 1, 28, 28))
+    >>> terms.recon.shape, terms.kl.shape, terms.kl_method
+    (torch.Size([3]), torch.Size([3]), 'analytic')
+    >>> recon, kl = terms  # it also unpacks as a pair
     """
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")

@@ -120,6 +120,16 @@ def kl_both(p: Distribution, q: Distribution, num_samples: int = 10000) -> tuple
     :param p: first distribution (the target, in the toy studies).
     :param q: second distribution (the approximation).
     :param num_samples: draws for any direction without a closed form.
+
+    Example: two unit Normals one apart in each of 2 dimensions, KL = 2 × 1/2 both ways.
+
+    >>> import torch, pyro.distributions as dist
+    >>> from pyrovae import kl
+    >>> p = dist.Normal(torch.zeros(2), torch.ones(2)).to_event(1)
+    >>> q = dist.Normal(torch.ones(2), torch.ones(2)).to_event(1)
+    >>> forward, reverse = kl.kl_both(p, q)
+    >>> round(float(forward), 4), round(float(reverse), 4), forward.exact
+    (1.0, 1.0, True)
     """
     return kl(p, q, num_samples), kl(q, p, num_samples)
 

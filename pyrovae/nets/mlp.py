@@ -18,6 +18,15 @@ class MLPEncoder(nn.Module):
     :param hidden: hidden-layer widths, e.g. ``(400,)``.
     :param z_dim: latent dimension.
     :param activation: hidden non-linearity (default softplus, as in Kingma & Welling 2014).
+
+    Example:
+
+    >>> import torch
+    >>> from pyrovae import nets
+    >>> encoder = nets.MLPEncoder(x_shape=(1, 28, 28), hidden=(400,), z_dim=50)
+    >>> loc, scale = encoder(torch.rand(8, 1, 28, 28))
+    >>> loc.shape, scale.shape, bool((scale > 0).all())
+    (torch.Size([8, 50]), torch.Size([8, 50]), True)
     """
 
     def __init__(

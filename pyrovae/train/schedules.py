@@ -29,6 +29,13 @@ def exponential_lr(lr: float, final_lr: float, epochs: int) -> Callable[[int], f
     epoch ``E``. Burda et al. (2016) decay by :math:`10^{-1/7}` per stage for the same reason:
     the last nats of test log-likelihood come at small step sizes. Pass it as
     ``fit(..., lr_schedule=exponential_lr(1e-3, 1e-4, epochs))``.
+
+    Example:
+
+    >>> from pyrovae.train import exponential_lr
+    >>> schedule = exponential_lr(1e-3, 1e-4, epochs=3)
+    >>> [round(schedule(epoch), 6) for epoch in (1, 2, 3, 4)]
+    [0.001, 0.000316, 0.0001, 0.0001]
     """
     if lr <= 0 or final_lr <= 0 or epochs < 1:
         raise ValueError(f"need lr > 0, final_lr > 0 and epochs >= 1, got {lr}, {final_lr}, {epochs}")
