@@ -6,7 +6,9 @@ name       estimator
 trace      ``Trace_ELBO``: the ELBO with a Monte Carlo KL term
 meanfield  ``TraceMeanField_ELBO``: the ELBO with the analytic KL where it exists
 jit        ``JitTrace_ELBO``: ``Trace_ELBO`` compiled with the PyTorch JIT
-iwae       :class:`pyrovae.iwae.IWAE_ELBO`, the importance-weighted bound of Burda et al.
+iwae       :class:`pyrovae.infer.IWAE_ELBO`, the importance-weighted bound of Burda et al.
+trace-pyro ``Trace_ELBO`` itself (here the same as ``trace``)
+rws        :class:`pyrovae.infer.MinibatchRWS`, reweighted wake-sleep per data point
 ========== ===================================================================================
 
 The IWAE bound with K samples per data point is
@@ -31,9 +33,10 @@ from __future__ import annotations
 from pyro.infer import ELBO, JitTrace_ELBO, Trace_ELBO, TraceMeanField_ELBO
 
 from .iwae_elbo import IWAE_ELBO
+from .minibatch_rws import MinibatchRWS
 
 #: The names :func:`make_loss` knows.
-LOSSES = ("trace", "meanfield", "jit", "iwae")
+LOSSES = ("trace", "meanfield", "jit", "iwae", "trace-pyro", "rws")
 
 #: Samples per data point of the IWAE bound when none are given (Burda et al.'s smaller K).
 DEFAULT_IWAE_PARTICLES = 5
@@ -50,13 +53,13 @@ def make_loss(name: str, num_particles: int | None = None) -> ELBO:
     """
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; expected one of {', '.join(LOSSES)}")
-    if name == "iwae":
+    if name in ("iwae", "rws"):
         k = DEFAULT_IWAE_PARTICLES if num_particles is None else num_particles
         if k < 2:
-            raise ValueError(f"the iwae loss needs num_particles >= 2 (with 1 it is the ELBO: use 'trace'), got {k}")
-        return IWAE_ELBO(num_particles=k)
+            raise ValueError(f"the {name} loss needs num_particles >= 2 (with 1 it is the ELBO: use 'trace'), got {k}")
+        return {"iwae": IWAE_ELBO, "rws": MinibatchRWS}[name](num_particles=k)
     k = 1 if num_particles is None else num_particles
     if k < 1:
         raise ValueError(f"num_particles must be >= 1, got {k}")
-    elbo = {"trace": Trace_ELBO, "meanfield": TraceMeanField_ELBO, "jit": JitTrace_ELBO}[name]
+    elbo = {"trace": Trace_ELBO, "trace-pyro": Trace_ELBO, "meanfield": TraceMeanField_ELBO, "jit": JitTrace_ELBO}[name]
     return elbo(num_particles=k, vectorize_particles=k > 1)
