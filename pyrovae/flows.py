@@ -52,18 +52,12 @@ import torch
 from pyro.nn import AutoRegressiveNN, ConditionalAutoRegressiveNN
 from torch import nn
 
-from . import nets
+from ._util.checks import one_of, positive_int
 
 __all__ = ["FLOW_KINDS", "FlowPrior", "IAFGuide", "context_dim_of", "encoder_context"]
 
 #: Kinds of autoregressive step a :class:`FlowPrior` can use.
 FLOW_KINDS = ("affine", "spline")
-
-
-def _check_positive(name: str, value: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 def _hidden(hidden: Sequence[int] | None, z_dim: int) -> list[int]:
@@ -81,46 +75,57 @@ def _zero_last_layer(arn: nn.Module) -> None:
     nn.init.zeros_(last.bias)
 
 
+def _protocol(encoder: nn.Module) -> bool:
+    # the context protocol of pyrovae.nets.GaussianEncoder: a width and a pass that returns h
+    if getattr(encoder, "context_dim", None) is None:
+        return False
+    if not callable(getattr(encoder, "forward_with_context", None)):
+        raise TypeError(
+            f"{type(encoder).__name__} declares context_dim but has no forward_with_context(x) -> (loc, scale, h); "
+            "give it one (or derive it from pyrovae.nets.GaussianEncoder)"
+        )
+    return True
+
+
 def context_dim_of(encoder: nn.Module) -> int:
     """Width of the context vector :func:`encoder_context` takes from ``encoder``.
 
-    The library's MLP and convolutional encoders give their last hidden layer (the input of
-    the Gaussian head); other encoders give ``(loc, log scale)``, i.e. ``2 * z_dim``, unless
-    they define ``context_dim`` and ``forward_with_context``.
+    An encoder with the context protocol (every library encoder, see
+    :class:`pyrovae.nets.GaussianEncoder`) gives its ``context_dim``: the width of the
+    features its Gaussian head reads. Any other encoder gives ``(loc, log scale)``, i.e.
+    ``2 * z_dim``.
+
+    :raises ValueError: for an encoder with neither ``context_dim`` nor ``z_dim``.
+    :raises TypeError: for an encoder with ``context_dim`` but no ``forward_with_context``.
     """
-    if hasattr(encoder, "forward_with_context"):
+    if _protocol(encoder):
         return int(encoder.context_dim)
-    if isinstance(encoder, (nets.MLPEncoder, nets.ConvEncoder)):
-        return encoder.head.linear.in_features
     z_dim = getattr(encoder, "z_dim", None)
     if z_dim is None:
-        raise ValueError("cannot tell the encoder's context width: give it a z_dim or a context_dim attribute")
+        raise ValueError(
+            f"cannot tell the context width of {type(encoder).__name__}: give it context_dim and "
+            "forward_with_context(x) -> (loc, scale, h) (see pyrovae.nets.GaussianEncoder), or at least a z_dim"
+        )
     return 2 * z_dim
 
 
 def encoder_context(encoder: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run ``encoder`` on ``x`` and return ``(loc, scale, h)``.
 
-    ``h`` is the context vector of Kingma et al. (2016): the features the Gaussian head reads,
-    for the library's encoders, found without running the network twice. An encoder of
-    one's own can provide ``forward_with_context(x) -> (loc, scale, h)``; any other encoder
-    gives ``h = (loc, log scale)``.
+    ``h`` is the context vector of Kingma et al. (2016). An encoder with the context
+    protocol (``context_dim`` and ``forward_with_context``, as every library encoder has)
+    gives the features its Gaussian head reads, in the same pass; any other encoder gives
+    ``h = (loc, log scale)``.
 
     :param encoder: follows the encoder protocol, ``x -> (loc, scale)``.
     :param x: ``(batch, *x_shape)``.
     :returns: ``loc`` and ``scale`` ``(batch, z_dim)``, ``h`` ``(batch, context_dim)``.
+    :raises TypeError: for an encoder that declares ``context_dim`` without ``forward_with_context``.
     """
-    if hasattr(encoder, "forward_with_context"):
+    if _protocol(encoder):
         return encoder.forward_with_context(x)
-    if isinstance(encoder, nets.MLPEncoder):
-        h = encoder.act(encoder.body(x.flatten(1)))  # (batch, hidden[-1])
-    elif isinstance(encoder, nets.ConvEncoder):
-        h = encoder.body(x)  # (batch, hidden)
-    else:
-        loc, scale = encoder(x)
-        return loc, scale, torch.cat([loc, scale.log()], dim=-1)  # (batch, 2 z_dim)
-    loc, scale = encoder.head(h)
-    return loc, scale, h
+    loc, scale = encoder(x)
+    return loc, scale, torch.cat([loc, scale.log()], dim=-1)  # (batch, 2 z_dim)
 
 
 class IAFGuide(nn.Module):
@@ -147,9 +152,9 @@ class IAFGuide(nn.Module):
         stable: bool = False,
     ) -> None:
         super().__init__()
-        self.z_dim = _check_positive("z_dim", z_dim)
-        self.context_dim = _check_positive("context_dim", context_dim)
-        self.num_flows = _check_positive("num_flows", num_flows)
+        self.z_dim = positive_int("z_dim", z_dim)
+        self.context_dim = positive_int("context_dim", context_dim)
+        self.num_flows = positive_int("num_flows", num_flows)
         widths = _hidden(hidden, z_dim)
         steps = []
         for _ in range(num_flows):
@@ -203,11 +208,9 @@ class FlowPrior(nn.Module):
         bound: float = 5.0,
     ) -> None:
         super().__init__()
-        self.z_dim = _check_positive("z_dim", z_dim)
-        self.num_flows = _check_positive("num_flows", num_flows)
-        if kind not in FLOW_KINDS:
-            raise ValueError(f"unknown flow kind {kind!r}; expected one of {list(FLOW_KINDS)}")
-        self.kind = kind
+        self.z_dim = positive_int("z_dim", z_dim)
+        self.num_flows = positive_int("num_flows", num_flows)
+        self.kind = one_of("flow kind", kind, FLOW_KINDS)
         widths = _hidden(hidden, z_dim)
         steps = []
         for _ in range(num_flows):

@@ -23,6 +23,7 @@ import torch
 from pyro.nn import PyroModule
 from torch import nn
 
+from ._util.checks import at_least, finite, one_of, positive, unit_interval
 from .nets.functional import positive_scale
 
 
@@ -48,9 +49,7 @@ class Likelihood(PyroModule):
 
     def check(self, x: torch.Tensor) -> None:
         """Raise ``ValueError`` if ``x`` is outside this likelihood's support or not finite."""
-        bad = ~torch.isfinite(x)
-        if bad.any():
-            raise ValueError(f"data contains NaN or inf at {int(bad.sum())} positions; expected finite values")
+        finite("data", x)
 
 
 class Bernoulli(Likelihood):
@@ -90,10 +89,7 @@ class ContinuousBernoulli(Likelihood):
 
     def check(self, x: torch.Tensor) -> None:
         super().check(x)
-        if (x < 0).any() or (x > 1).any():
-            raise ValueError(
-                f"ContinuousBernoulli needs data in [0, 1], got values in [{float(x.min()):.4g}, {float(x.max()):.4g}]"
-            )
+        unit_interval("data", x, needed_by="ContinuousBernoulli")
 
 
 class _LocScale(Likelihood):
@@ -106,10 +102,8 @@ class _LocScale(Likelihood):
             self.raw_scale = nn.Parameter(torch.tensor(math.log(math.expm1(0.1))))
             self.fixed_scale = None
         else:
-            if not scale > 0:
-                raise ValueError(f"scale must be > 0 (or None to learn it), got {scale}")
             self.raw_scale = None
-            self.fixed_scale = float(scale)
+            self.fixed_scale = positive("scale (or None to learn it)", scale)
 
     @property
     def learned(self) -> bool:
@@ -155,9 +149,7 @@ class Categorical(Likelihood):
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-        self.num_classes = num_classes
+        self.num_classes = at_least("num_classes", num_classes, 2)
 
     def forward(self, out: torch.Tensor, event_dim: int | None = None) -> dist.Distribution:
         ed = _default_event_dim(out, extra=1) if event_dim is None else event_dim
@@ -189,8 +181,4 @@ def by_name(name: str, **kwargs) -> Likelihood:
     :param name: the likelihood's name.
     :param kwargs: passed to its constructor.
     """
-    try:
-        cls = REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown likelihood {name!r}; expected one of {sorted(REGISTRY)}") from None
-    return cls(**kwargs)
+    return REGISTRY[one_of("likelihood", name, sorted(REGISTRY))](**kwargs)

@@ -23,14 +23,9 @@ import torch
 from pyro.nn import PyroModule
 from torch import nn
 
+from ._util.checks import positive_int
 from .distributions.mixture import diagonal_normal_mixture
 from .nets.functional import positive_scale
-
-
-def _check_z_dim(z_dim: int) -> int:
-    if not isinstance(z_dim, int) or isinstance(z_dim, bool) or z_dim < 1:
-        raise ValueError(f"z_dim must be a positive integer, got {z_dim!r}")
-    return z_dim
 
 
 class StandardNormal(PyroModule):
@@ -41,7 +36,7 @@ class StandardNormal(PyroModule):
 
     def __init__(self, z_dim: int) -> None:
         super().__init__()
-        self.z_dim = _check_z_dim(z_dim)
+        self.z_dim = positive_int("z_dim", z_dim)
         # buffers, so that ``vae.to(device)`` moves them
         self.register_buffer("loc", torch.zeros(z_dim))
         self.register_buffer("scale", torch.ones(z_dim))
@@ -58,7 +53,7 @@ class LearnedGaussian(PyroModule):
 
     def __init__(self, z_dim: int) -> None:
         super().__init__()
-        self.z_dim = _check_z_dim(z_dim)
+        self.z_dim = positive_int("z_dim", z_dim)
         self.loc = nn.Parameter(torch.zeros(z_dim))
         # softplus(0.5413) = 1, so the prior starts at N(0, I)
         self.raw_scale = nn.Parameter(torch.full((z_dim,), 0.5413))
@@ -77,10 +72,8 @@ class MixtureOfGaussians(PyroModule):
 
     def __init__(self, z_dim: int, num_components: int = 10, spread: float = 1.0) -> None:
         super().__init__()
-        self.z_dim = _check_z_dim(z_dim)
-        if num_components < 1:
-            raise ValueError(f"num_components must be >= 1, got {num_components}")
-        self.num_components = num_components
+        self.z_dim = positive_int("z_dim", z_dim)
+        self.num_components = positive_int("num_components", num_components)
         self.logits = nn.Parameter(torch.zeros(num_components))  # (K,)
         self.locs = nn.Parameter(spread * torch.randn(num_components, z_dim))  # (K, z_dim)
         self.raw_scales = nn.Parameter(torch.full((num_components, z_dim), 0.5413))  # (K, z_dim)
@@ -95,7 +88,7 @@ class VampPrior(PyroModule):
 
     The pseudo-inputs are ``sigmoid(raw)`` so they stay in the data range [0, 1].
     The encoder is shared with the guide (pass the VAE's own encoder). The density is a
-    :class:`~pyrovae.mixture.DiagonalNormalMixture`, scored by matrix products (7x faster
+    :class:`~pyrovae.distributions.mixture.DiagonalNormalMixture`, scored by matrix products (7x faster
     log p(x) at K = 500 than ``MixtureSameFamily``; ``benchmarks/mixture_speed.py``).
 
     Unlike N(0, I), this prior does not pin where z lives: prior and posteriors can drift
@@ -119,10 +112,8 @@ class VampPrior(PyroModule):
         init: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
-        if num_components < 1:
-            raise ValueError(f"num_components must be >= 1, got {num_components}")
         self.encoder = encoder
-        self.num_components = num_components
+        self.num_components = positive_int("num_components", num_components)
         self.x_shape = tuple(x_shape)
         self.z_dim = getattr(encoder, "z_dim", None)
         if init is None:

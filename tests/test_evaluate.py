@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from pyrovae import VAE, evaluate, likelihoods, nets, priors
-from pyrovae.evaluate.bounds import _Stream
+from pyrovae.evaluate.importance import _Stream
 from pyrovae.train import fit
 from tests import linear_gaussian as lg
 from tests.small_models import trained_vae
@@ -45,6 +45,36 @@ def test_streaming_log_mean_exp_matches_direct_computation():
     direct_se = w.std(1) / math.sqrt(1000) / w.mean(1)
     assert torch.allclose(log_px, direct, atol=1e-9)
     assert torch.allclose(se, direct_se, rtol=1e-6)
+
+
+def test_streaming_ess_and_inclusive_kl_match_direct_computation():
+    lw = 5 * torch.randn(3, 800, dtype=torch.float64) + torch.tensor([[0.0], [300.0], [-300.0]], dtype=torch.float64)
+    s = _Stream(3, torch.device("cpu"))
+    for chunk in lw.split(123, dim=1):  # the running maximum moves between chunks
+        s.update(chunk)
+    w = torch.softmax(lw, 1)  # (3, 800) self-normalised weights
+    log_px = torch.logsumexp(lw, 1) - math.log(800)
+    assert torch.allclose(s.ess(), 1.0 / (w * w).sum(1), rtol=1e-9)
+    assert torch.allclose(s.inclusive_kl(), (w * lw).sum(1) - log_px, atol=1e-8)
+    # the SNIS inclusive KL is log K - H(wbar): never above log K
+    entropy = -(w * w.log()).sum(1)
+    assert torch.allclose(s.inclusive_kl(), math.log(800) - entropy, atol=1e-8)
+
+
+def test_importance_stats_agree_with_log_likelihood():
+    W, b, sigma = lg.random_problem(D=6, k=2)
+    vae = lg.build(W, b, sigma, *_off_guide(W, b, sigma))
+    x = _data(W, b, sigma, 8)
+    torch.manual_seed(0)
+    stats = evaluate.importance_stats(vae, x, num_samples=600, batch_size=3, chunk=250)  # uneven chunks
+    torch.manual_seed(0)
+    log_px, _ = evaluate.log_likelihood(vae, x, num_samples=600, batch_size=3, chunk_size=250)
+    assert set(stats) == {"log_px", "inclusive_kl", "ess"} and stats["ess"].shape == (8,)
+    assert torch.allclose(stats["log_px"], log_px.cpu(), atol=1e-10)  # the same streams, the same draws
+    assert bool(((stats["ess"] >= 1) & (stats["ess"] <= 600)).all())
+    assert bool(((stats["inclusive_kl"] >= 0) & (stats["inclusive_kl"] <= math.log(600))).all())
+    with pytest.raises(ValueError, match="num_samples must be >= 2"):
+        evaluate.importance_stats(vae, x, num_samples=1)
 
 
 def test_log_likelihood_is_exact_when_the_guide_is_the_posterior():

@@ -124,6 +124,52 @@ def test_encoder_context_for_other_encoders():
         FlowPrior(4, kind="planar")
 
 
+def test_library_encoders_have_the_context_protocol():
+    from pyrovae.nets import ConvEncoder, NoisyEncoder, RNNEncoder
+
+    cases = [
+        (MLPEncoder((5,), (6, 7), z_dim=2), torch.rand(3, 5), 7),  # the last hidden layer
+        (ConvEncoder((1, 8, 8), z_dim=2, channels=(2, 3), hidden=9), torch.rand(3, 1, 8, 8), 9),
+        (RNNEncoder(seq_len=4, vocab_size=5, z_dim=2, hidden=6), torch.randint(0, 5, (3, 4)), 12),  # both directions
+    ]
+    for encoder, x, width in cases:
+        assert encoder.context_dim == width == context_dim_of(encoder)
+        loc, scale, h = encoder_context(encoder, x)
+        assert h.shape == (3, width)
+        plain_loc, plain_scale = encoder(x)
+        assert torch.equal(loc, plain_loc) and torch.equal(scale, plain_scale)  # one pass, same outputs
+        assert torch.equal(encoder.head(h)[0], loc)  # h is what the Gaussian head reads
+    noisy = NoisyEncoder(cases[0][0], "flip", 0.5).eval()  # eval: no corruption
+    assert context_dim_of(noisy) == 7
+    assert torch.equal(encoder_context(noisy, cases[0][1])[2], encoder_context(cases[0][0], cases[0][1])[2])
+
+
+def test_encoders_without_the_protocol_fall_back_or_fail_clearly():
+    from pyrovae.nets import NoisyEncoder
+
+    class Plain(nn.Module):
+        z_dim, x_shape = 3, (5,)
+
+        def forward(self, x):
+            return x[:, :3], torch.ones_like(x[:, :3])
+
+    noisy = NoisyEncoder(Plain(), "flip", 0.1)  # wraps an encoder without context: (loc, log scale)
+    assert noisy.context_dim is None and context_dim_of(noisy) == 6
+
+    class HalfProtocol(Plain):
+        context_dim = 4  # declares a width but cannot produce h
+
+    with pytest.raises(TypeError, match="HalfProtocol declares context_dim but has no forward_with_context"):
+        encoder_context(HalfProtocol(), torch.randn(2, 5))
+
+    class Anonymous(nn.Module):
+        def forward(self, x):
+            return x, torch.ones_like(x)
+
+    with pytest.raises(ValueError, match="cannot tell the context width of Anonymous"):
+        context_dim_of(Anonymous())
+
+
 def _small_vae(**kw) -> VAE:
     x_shape, z_dim = (6,), 2
     encoder = MLPEncoder(x_shape, (8,), z_dim)

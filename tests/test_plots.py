@@ -75,3 +75,48 @@ def test_learning_curves_render_and_check_lengths(tmp_path):
         plots.learning_curves({"bad": ([1, 2, 3], [1.0, 2.0])})
     with pytest.raises(ValueError, match="at least one curve"):
         plots.learning_curves({})
+
+
+def _gaussian_grid(shift: float):
+    # a PosteriorGrid by hand: p = N(0, I), q = N(shift, 0.5^2 I), on a 41 x 41 grid
+    from pyrovae.inspect import PosteriorGrid
+
+    z = torch.linspace(-3, 3, 41)
+    zz = torch.stack(torch.meshgrid(z, z, indexing="ij")[::-1], -1)  # (41, 41, 2) as (z0, z1)
+    log_p = torch.distributions.Normal(0.0, 1.0).log_prob(zz).sum(-1)
+    log_q = torch.distributions.Normal(shift, 0.5).log_prob(zz).sum(-1)
+    return PosteriorGrid(z, z, log_p, log_p, log_q, 0.0, 0.5, 0.7, torch.zeros(2), torch.eye(2),
+                         torch.full((2,), shift), torch.full((2,), 0.5))
+
+
+def test_one_grid_renderer_and_one_posterior_figure(tmp_path):
+    import pytest
+
+    imgs = torch.rand(7, 1, 28, 28)
+    fig = plots.image_grid(imgs, nrow=4, row_labels=["a", "b"], path=_out(tmp_path, "grid.png"))
+    assert len(fig.axes) == 1  # image_grid is labelled_grid: one image in one axes
+    _check_png(_out(tmp_path, "grid.png"))
+    assert plots.mosaic(imgs, 4, pad=0).shape == (2 * 28, 4 * 28)
+    rgb = torch.rand(5, 3, 6, 6)
+    tiled = plots.mosaic(rgb, 2)  # colour images too: (rows*(6+2), 2*(6+2), 3), white between
+    assert tiled.shape == (3 * 8, 2 * 8, 3)
+    assert torch.equal(tiled[9:15, 9:15], rgb[3].permute(1, 2, 0))  # image 3: row 1, column 1, after 1 px of pad
+    assert float(tiled[-1, -1].min()) == 1.0  # the empty sixth cell is white
+    plots.image_grid(torch.rand(12, 3, 16, 16), nrow=4, cell=1.0, path=_out(tmp_path, "rgb.png"))
+    _check_png(_out(tmp_path, "rgb.png"))
+
+    grids = [_gaussian_grid(s) for s in (-0.5, 0.0, 0.5, 1.0)]
+    fig = plots.posterior_contours(grids, imgs[:4], path=_out(tmp_path, "contours.png"), ncol=3)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 8  # (image, panel) for each of 4 inputs; the 2 unused slots hidden
+    _check_png(_out(tmp_path, "contours.png"))
+    fig = plots.posterior_vs_guides(None, [grids[:2], grids[2:]], ["guide A", "guide B"],
+                                    path=_out(tmp_path, "guides.png"))
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["guide A", "guide B"]
+    _check_png(_out(tmp_path, "guides.png"))
+    with pytest.raises(ValueError, match="2 grid lists but 1 guide names"):
+        plots.posterior_vs_guides(None, [grids, grids], ["one"])
+    with pytest.raises(ValueError, match="one grid per data point"):
+        plots.posterior_vs_guides(None, [grids, grids[:2]], ["a", "b"])
+    with pytest.raises(ValueError, match="3 images for 4 grids"):
+        plots.posterior_contours(grids, imgs[:3])

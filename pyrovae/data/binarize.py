@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .._util.checks import finite, unit_interval
+
 __all__ = ["BINARIZE_MODES", "binarize", "check_images", "check_mode", "check_unit_interval", "seeded_generator"]
 
 #: Allowed values of the ``binarize``/``mode`` arguments.
@@ -30,15 +32,7 @@ def check_images(x: Tensor, name: str = "data") -> Tensor:
     :raises TypeError: if ``x`` is not a tensor.
     :raises ValueError: if ``x`` contains NaN or inf.
     """
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.is_floating_point() or x.is_complex():
-        bad = int((~torch.isfinite(x)).sum())
-        if bad:
-            raise ValueError(
-                f"{name} contains NaN or inf values at {bad} positions; expected finite values"
-            )
-    return x
+    return finite(name, x)
 
 
 def check_mode(mode: str | None) -> None:
@@ -49,20 +43,8 @@ def check_mode(mode: str | None) -> None:
 
 
 def check_unit_interval(images: Tensor) -> None:
-    if not isinstance(images, Tensor):
-        raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
-    if not images.is_floating_point():
-        raise TypeError(
-            f"binarize needs floating-point probabilities in [0, 1], got dtype {images.dtype}; "
-            "convert integer pixels first, e.g. images.float() / 255"
-        )
-    # NaN fails both comparisons, so it is caught here too.
-    outside = int((~((images >= 0) & (images <= 1))).sum())
-    if outside:
-        raise ValueError(
-            f"binarize needs values in [0, 1] (they are Bernoulli probabilities); "
-            f"{outside} values are outside [0, 1] or NaN"
-        )
+    """Raise unless ``images`` are floating-point Bernoulli probabilities in [0, 1]."""
+    unit_interval("images", images, needed_by="binarize")
 
 
 def seeded_generator(seed: int, device: torch.device | str) -> torch.Generator:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .._util.checks import one_of
+
 __all__ = ["NOISE", "corrupt"]
 
 NOISE = ("flip", "gaussian", "mask")
@@ -19,8 +21,7 @@ def corrupt(x: torch.Tensor, noise: str = "flip", amount: float = 0.1, seed: int
     :param amount: strength.
     :param seed: seed of the noise (``None``: the global RNG).
     """
-    if noise not in NOISE:
-        raise ValueError(f"unknown noise {noise!r}; expected one of {NOISE}")
+    one_of("noise", noise, NOISE)
     gen = torch.Generator(device=x.device).manual_seed(seed) if seed is not None else None
     if noise == "flip":
         flip = torch.rand(x.shape, generator=gen, device=x.device) < amount

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
 
+from .._util.checks import positive_int
 from .binarize import binarize, check_mode, check_unit_interval, seeded_generator
 
 __all__ = ["BinarizedDataset", "make_dataloader"]
@@ -126,8 +127,7 @@ def make_dataloader(
     :param kwargs: passed to :class:`~torch.utils.data.DataLoader` (e.g. ``drop_last``,
         ``pin_memory``, ``collate_fn``, which runs before the binarisation).
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    positive_int("batch_size", batch_size)
     check_mode(binarize)
     collate_fn = kwargs.pop("collate_fn", None) or default_collate
     if binarize == "static":

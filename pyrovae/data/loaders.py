@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
+from .._util.checks import positive_int
 from .binarize import binarize, check_mode, check_unit_interval, seeded_generator
 from .containers import ImageSet
 
@@ -59,8 +60,7 @@ class InMemoryLoader:
             )
         if not isinstance(images, Tensor) or images.dim() < 1:
             raise TypeError("images must be a tensor of shape (N, *x_shape)")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        positive_int("batch_size", batch_size)
         check_mode(binarize)
         if labels is not None:
             if not isinstance(labels, Tensor) or labels.dim() < 1:

@@ -1,6 +1,10 @@
 """What a trained VAE learned, in numbers.
 
 - :mod:`~pyrovae.evaluate.bounds`: ELBO terms, importance-weighted log p(x), the ELBO gap;
+- :mod:`~pyrovae.evaluate.importance`: importance weights and their statistics (log-mean-exp,
+  ESS, self-normalised inclusive KL);
+- :mod:`~pyrovae.evaluate.posterior`: the one summary of q(z|x) over a data set (means and
+  standard deviations for any guide: Normal, flow, point mass);
 - :mod:`~pyrovae.evaluate.collapse`: active units, KL per dimension, mutual information,
   the aggregate posterior, a collapse report;
 - :mod:`~pyrovae.evaluate.anomaly`: anomaly scores and ranking;
@@ -13,7 +17,7 @@ and works in batches on the model's device.
 
 from .._util.batching import model_device
 from .anomaly import AnomalyScores, anomaly_scores, rank
-from .bounds import ELBOTerms, LogLikelihood, elbo, elbo_gap, elbo_terms, kl_is_analytic, log_likelihood, log_weights
+from .bounds import ELBOTerms, LogLikelihood, elbo, elbo_gap, elbo_terms, kl_is_analytic, log_likelihood
 from .collapse import (
     ACTIVE_THRESHOLD,
     AggregatePosterior,
@@ -25,13 +29,17 @@ from .collapse import (
     mutual_information,
     unit_activity,
 )
+from .importance import ImportanceStats, importance_stats, log_weights
+from .posterior import PosteriorSummary, encode_all
 
 __all__ = [
     "ACTIVE_THRESHOLD",
     "AggregatePosterior",
     "AnomalyScores",
     "ELBOTerms",
+    "ImportanceStats",
     "LogLikelihood",
+    "PosteriorSummary",
     "active_units",
     "aggregate_kl",
     "aggregate_posterior",
@@ -40,6 +48,8 @@ __all__ = [
     "elbo",
     "elbo_gap",
     "elbo_terms",
+    "encode_all",
+    "importance_stats",
     "kl_is_analytic",
     "kl_per_dim",
     "log_likelihood",

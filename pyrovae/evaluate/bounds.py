@@ -1,5 +1,6 @@
 r"""What a trained VAE learned, in numbers: ELBO terms, importance-weighted log p(x), the
-ELBO gap.
+ELBO gap (the importance weights and their streaming statistics live in
+:mod:`pyrovae.evaluate.importance`).
 
 Every function takes a trained :class:`~pyrovae.VAE` and a tensor ``(N, *x_shape)`` or an
 iterable of batches, works in batches on the model's device, and returns per-data-point
@@ -31,9 +32,11 @@ from tqdm.auto import tqdm
 from typing_extensions import Self
 
 from .._util.batching import _batches, model_device
+from .._util.checks import positive_int
 from ..models import VAE
+from .importance import _importance_streams
 
-__all__ = ["ELBOTerms", "LogLikelihood", "elbo", "elbo_gap", "elbo_terms", "kl_is_analytic", "log_likelihood", "log_weights"]
+__all__ = ["ELBOTerms", "LogLikelihood", "elbo", "elbo_gap", "elbo_terms", "kl_is_analytic", "log_likelihood"]
 
 
 class _Terms(NamedTuple):
@@ -104,8 +107,7 @@ def elbo_terms(vae: VAE, x: torch.Tensor | Iterable, num_samples: int = 1, batch
     (torch.Size([3]), torch.Size([3]), 'analytic')
     >>> recon, kl = terms  # it also unpacks as a pair
     """
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    positive_int("num_samples", num_samples)
     device = model_device(vae)
     recons, kls = [], []
     method = "analytic"
@@ -131,100 +133,11 @@ def elbo(vae: VAE, x: torch.Tensor | Iterable, **kwargs) -> torch.Tensor:
     return recon - kl
 
 
-@torch.no_grad()
-def log_weights(vae: VAE, x: torch.Tensor, num_samples: int) -> torch.Tensor:
-    r"""Importance log-weights :math:`\log p(x, z_k) - \log q(z_k|x)` with :math:`z_k \sim q(z|x)`.
-
-    The building block of importance-sampled log p(x), effective sample size and
-    self-normalised estimates. One batch, all samples at once: chunk ``num_samples`` in the
-    caller to bound memory (as :func:`log_likelihood` does).
-
-    :param vae: the model.
-    :param x: a batch ``(b, *x_shape)`` on the model's device.
-    :param num_samples: K, draws per data point.
-    :returns: ``(b, K)``.
-    """
-    return _log_weights(vae, x, vae.encode(x), num_samples)
-
-
-def _log_weights(vae: VAE, x: torch.Tensor, q, num_samples: int) -> torch.Tensor:
-    # q is encoded once per batch and reused for every chunk of samples
-    z = q.sample((num_samples,))  # (K, b, z_dim)
-    log_p = vae.prior().log_prob(z) + vae.decode(z).log_prob(x)  # (K, b)
-    return (log_p - q.log_prob(z)).T  # (b, K)
-
-
 class LogLikelihood(NamedTuple):
     """Importance-sampled log p(x) per data point and its standard error (both ``(N,)``)."""
 
     log_px: torch.Tensor  # (N,) log (1/K) sum_k w_k
     stderr: torch.Tensor  # (N,) delta-method standard error of log_px
-
-
-class _Stream:
-    """Running sums for a streaming log-mean-exp over chunks of log-weights, per data point.
-
-    Keeps the running maximum ``m`` and ``s1 = sum exp(lw - m)``, ``s2 = sum exp(2 (lw - m))``
-    rescaled whenever the maximum grows, so no chunk's weights overflow and memory stays
-    ``O(batch)`` whatever K is; also ``sum lw`` and ``sum lw^2`` for the ELBO estimate.
-    """
-
-    def __init__(self, b: int, device: torch.device) -> None:
-        kw = {"device": device, "dtype": torch.float64}
-        self.m = torch.full((b,), -math.inf, **kw)
-        self.s1 = torch.zeros(b, **kw)
-        self.s2 = torch.zeros(b, **kw)
-        self.sum_lw = torch.zeros(b, **kw)
-        self.sum_lw2 = torch.zeros(b, **kw)
-        self.k = 0
-
-    def update(self, lw: torch.Tensor) -> None:
-        lw = lw.double()  # (b, k)
-        m_new = torch.maximum(self.m, lw.max(1).values)  # (b,)
-        shrink = torch.exp(self.m - m_new)  # (b,) 0 on the first chunk
-        self.s1 = self.s1 * shrink + torch.exp(lw - m_new[:, None]).sum(1)
-        self.s2 = self.s2 * shrink**2 + torch.exp(2 * (lw - m_new[:, None])).sum(1)
-        self.m = m_new
-        self.sum_lw += lw.sum(1)
-        self.sum_lw2 += (lw * lw).sum(1)
-        self.k += lw.shape[1]
-
-    def log_mean_exp(self) -> tuple[torch.Tensor, torch.Tensor]:
-        k = self.k
-        mean_w = self.s1 / k  # (b,) mean weight / exp(m)
-        # unbiased sample variance of the weights, in units of exp(2m)
-        var_w = (self.s2 / k - mean_w**2).clamp_min(0) * (k / max(k - 1, 1))
-        stderr = torch.sqrt(var_w / k) / mean_w  # delta method: sd(mean w) / mean w
-        return self.m + torch.log(mean_w), stderr
-
-    def mean_and_stderr(self) -> tuple[torch.Tensor, torch.Tensor]:
-        k = self.k
-        mean = self.sum_lw / k
-        var = (self.sum_lw2 / k - mean**2).clamp_min(0) * (k / max(k - 1, 1))
-        return mean, torch.sqrt(var / k)
-
-
-def _chunk_size(batch: int, num_samples: int, x_numel: int, max_elements: int) -> int:
-    return max(1, min(num_samples, max_elements // max(1, batch * x_numel)))
-
-
-@torch.no_grad()
-def _importance_streams(
-    vae: VAE, x: torch.Tensor | Iterable, num_samples: int, batch_size: int = 100, chunk_size: int | None = None,
-    max_elements: int = 2**20,
-) -> Iterable[_Stream]:
-    if num_samples < 2:
-        raise ValueError(f"num_samples must be >= 2 for a standard error, got {num_samples}")
-    device = model_device(vae)
-    x_numel = math.prod(vae.x_shape) if vae.x_shape else 1
-    for xb in _batches(x, batch_size):
-        xb = xb.to(device)
-        q = vae.encode(xb)  # batch_shape (b,)
-        stream = _Stream(len(xb), device)
-        chunk = chunk_size or _chunk_size(len(xb), num_samples, x_numel, max_elements)
-        for start in range(0, num_samples, chunk):
-            stream.update(_log_weights(vae, xb, q, min(chunk, num_samples - start)))  # (b, k)
-        yield stream
 
 
 def log_likelihood(

@@ -36,35 +36,32 @@ import pyro.distributions as dist
 import torch
 from torch.distributions import Independent, Normal
 
-from .._util.batching import _batches, model_device
+from ..distributions.mixture import diagonal_normal_mixture
+from .posterior import PosteriorSummary, diagonal_normal, encode_all, guide_kind, posteriors
 
 #: Burda et al.'s threshold on Cov_x(E_q[z_d]) for an active unit.
 ACTIVE_THRESHOLD = 0.01
 
 
-def _encode_all(vae, x: torch.Tensor | Iterable, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    device = model_device(vae)
-    locs, scales = [], []
-    with torch.no_grad():
-        for xb in _batches(x, batch_size):
-            q = vae.encode(xb.to(device)).base_dist  # Normal, batch_shape (b, z_dim)
-            locs.append(q.loc)
-            scales.append(q.scale)
-    return torch.cat(locs), torch.cat(scales)  # each (N, z_dim)
-
-
 def unit_activity(vae, x: torch.Tensor | Iterable, batch_size: int = 1000) -> torch.Tensor:
     r"""Activity of each latent dimension: :math:`A_d = \mathrm{Var}_x(\mathbb{E}_{q(z|x)}[z_d])`.
+
+    The posterior means come from :func:`pyrovae.evaluate.posterior.encode_all`, so a flow
+    guide's mean is its own (Monte Carlo, with noise shared across x), not its base's, and
+    an Autoencoder's is its code.
 
     :param vae: the model.
     :param x: ``(N, *x_shape)`` (N ≥ 2) or an iterable of batches.
     :param batch_size: data points per batch.
     :returns: ``(z_dim,)``.
     """
-    loc, _ = _encode_all(vae, x, batch_size)  # (N, z_dim)
-    if len(loc) < 2:
-        raise ValueError(f"unit activity is a variance over data points: need N >= 2, got {len(loc)}")
-    return loc.var(0)
+    return _activity(encode_all(vae, x, batch_size))
+
+
+def _activity(summary: PosteriorSummary) -> torch.Tensor:
+    if len(summary.loc) < 2:
+        raise ValueError(f"unit activity is a variance over data points: need N >= 2, got {len(summary.loc)}")
+    return summary.loc.var(0)  # (z_dim,)
 
 
 def active_units(vae, x: torch.Tensor | Iterable, threshold: float = ACTIVE_THRESHOLD, batch_size: int = 1000) -> int:
@@ -95,43 +92,54 @@ def _prior_marginals(prior: dist.Distribution) -> dist.Distribution | None:
     return None
 
 
+def _point_mass_error(what: str) -> ValueError:
+    return ValueError(
+        f"{what}: q(z|x) is a point mass (e.g. pyrovae.models.Autoencoder), whose KL to a continuous "
+        "prior is infinite; use unit_activity and mutual_information for such a model"
+    )
+
+
 @torch.no_grad()
 def kl_per_dim(vae, x: torch.Tensor | Iterable, num_samples: int = 16, batch_size: int = 1000) -> torch.Tensor:
     r"""KL of each latent dimension, per data point: :math:`\mathrm{KL}(q(z_d|x) \,\|\, p(z_d))`.
 
-    Closed form for a factorised Normal prior (then the dimensions sum to the ELBO's KL term).
-    For a mixture prior (mixture of Gaussians, VampPrior) the prior does not factorise; each
-    dimension is compared with the prior's marginal :math:`p(z_d)` by Monte Carlo with
-    ``num_samples`` draws, and the dimensions no longer sum to the total KL.
+    Closed form for a diagonal Normal guide and a factorised Normal prior (then the
+    dimensions sum to the ELBO's KL term). For a mixture prior (mixture of Gaussians,
+    VampPrior) the prior does not factorise; each dimension is compared with the prior's
+    marginal :math:`p(z_d)` by Monte Carlo with ``num_samples`` draws, and the dimensions no
+    longer sum to the total KL.
+
+    A guide whose marginals are not Normal (a flow guide) is replaced, per dimension, by the
+    Normal with the same mean and variance (:func:`~pyrovae.evaluate.posterior.encode_all`).
+    Against a Normal prior marginal that is a lower bound on the true
+    :math:`\mathrm{KL}(q(z_d|x)\,\|\,p(z_d))`, exact when the marginal is Normal: the
+    cross-entropy term depends on the first two moments only, and the Normal has the
+    largest entropy for its variance.
 
     :param vae: the model.
     :param x: ``(N, *x_shape)`` or an iterable of batches.
     :param num_samples: draws per data point for the Monte Carlo case.
     :param batch_size: data points per batch.
     :returns: ``(N, z_dim)`` in nats.
-    :raises ValueError: for a prior whose marginals are not known.
+    :raises ValueError: for a prior whose marginals are not known, or a point-mass guide.
     """
-    loc, scale = _encode_all(vae, x, batch_size)  # (N, z_dim)
+    return _kl_per_dim(vae, encode_all(vae, x, batch_size), num_samples)
+
+
+def _kl_per_dim(vae, summary: PosteriorSummary, num_samples: int = 16) -> torch.Tensor:
     marg = _prior_marginals(vae.prior())
     if marg is None:
         raise ValueError(
-            f"kl_per_dim needs a factorised Normal or a mixture-of-diagonal-Normals prior, got {type(vae.prior()).__name__}"
+            "kl_per_dim needs a factorised Normal or a mixture-of-diagonal-Normals prior, "
+            f"got {type(vae.prior()).__name__}"
         )
-    q = Normal(loc, scale)
+    if summary.kind == "point_mass":
+        raise _point_mass_error("kl_per_dim")
+    q = Normal(summary.loc, summary.scale)
     if isinstance(marg, Normal):
         return torch.distributions.kl_divergence(q, marg)  # (N, z_dim)
     z = q.sample((num_samples,))  # (S, N, z_dim)
     return (q.log_prob(z) - marg.log_prob(z)).mean(0)
-
-
-def _log_q_all(z: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """log q(z_i | x_n) for every draw i and data point n, ``(c, N)``, by expanding the square
-    into matrix products (memory ``O(c N)`` rather than ``O(c N z_dim)``), in float64 so the
-    expanded terms cancel accurately."""
-    z, loc, scale = z.double(), loc.double(), scale.double()
-    inv_var = scale.pow(-2)  # (N, D)
-    const = -0.5 * (loc.pow(2) * inv_var).sum(1) - scale.log().sum(1) - 0.5 * loc.shape[1] * math.log(2 * math.pi)  # (N,)
-    return -0.5 * z.pow(2) @ inv_var.T + z @ (loc * inv_var).T + const  # (c, N)
 
 
 class AggregatePosterior(NamedTuple):
@@ -140,6 +148,31 @@ class AggregatePosterior(NamedTuple):
     mutual_information: float  # I_q(x; z)
     aggregate_kl: float  # KL(q(z) || p(z))
     mean_kl: float  # E_x KL(q(z|x) || p(z)) from the same draws = the sum of the two
+
+
+def _split(own: torch.Tensor, agg: torch.Tensor, log_p: torch.Tensor) -> AggregatePosterior:
+    # each (S*N,): log q(z_i|x_i), log q(z_i), log p(z_i)
+    own, agg, log_p = own.double(), agg.double(), log_p.double()
+    return AggregatePosterior(float((own - agg).mean()), float((agg - log_p).mean()), float((own - log_p).mean()))
+
+
+def _point_mass_split(codes: torch.Tensor) -> AggregatePosterior:
+    # q(z) is the empirical distribution of the codes: I(x; z) = H(z), log N when all differ;
+    # a discrete q(z) against a continuous prior has infinite KL
+    _, counts = torch.unique(codes, dim=0, return_counts=True)
+    p = counts.double() / len(codes)
+    return AggregatePosterior(float(-(p * p.log()).sum()), math.inf, math.inf)
+
+
+def _log_q_table(qs: list, z: torch.Tensor, max_pairs: int = 2**18) -> torch.Tensor:
+    """log q(z_i | x_n) for every draw i and data point n, ``(c, N)``, for any guide: each
+    batch's q scores every draw (a flow inverts each one: ``z_dim`` passes per step)."""
+    cols = []
+    for q in qs:
+        b = q.batch_shape[0]
+        cols.append(torch.cat([q.log_prob(zc[:, None, :].expand(-1, b, -1))  # (c', b)
+                               for zc in z.split(max(1, max_pairs // b))]))
+    return torch.cat(cols, dim=1)  # (c, N)
 
 
 @torch.no_grad()
@@ -161,23 +194,38 @@ def aggregate_posterior(
     so use a few thousand points. Both estimates are consistent as N grows; for a collapsed
     model :math:`\hat I` is near 0 and may come out slightly negative (Monte Carlo noise).
 
+    Any guide works. A diagonal Normal's q(z) is a mixture scored by matrix products; a flow
+    guide's densities :math:`q(z_i|x_n)` are evaluated one by one (``z_dim`` network passes
+    per flow step for each of the :math:`N^2` pairs: use a few hundred points). For a point
+    mass (an Autoencoder) q(z) is the empirical distribution of the codes, so
+    :math:`I = H(z)` (``log N`` when all codes differ) and the KL to a continuous prior is
+    infinite.
+
     :param vae: the model.
     :param x: ``(N, *x_shape)`` or an iterable of batches.
     :param num_samples: draws per data point.
     :param batch_size: data points per encoder batch.
     :param chunk_size: draws evaluated against all N posteriors at once.
     """
-    loc, scale = _encode_all(vae, x, batch_size)  # (N, z_dim)
-    n = len(loc)
-    q_all = Normal(loc, scale)
-    z = q_all.sample((num_samples,)).reshape(-1, loc.shape[1])  # (S*N, z_dim) row s*N+i from x_i
-    own = q_all.log_prob(z.reshape(num_samples, n, -1)).sum(-1).reshape(-1)  # (S*N,) log q(z_i|x_i)
-    agg = torch.cat([_log_q_all(zc, loc, scale).logsumexp(1) - math.log(n) for zc in z.split(chunk_size)])  # (S*N,)
-    log_p = vae.prior().log_prob(z)  # (S*N,)
-    own, log_p = own.double(), log_p.double()
-    mi = float((own - agg).mean())
-    akl = float((agg - log_p).mean())
-    return AggregatePosterior(mi, akl, float((own - log_p).mean()))
+    qs = list(posteriors(vae, x, batch_size))
+    kind = guide_kind(qs[0])
+    if kind == "point_mass":
+        return _point_mass_split(torch.cat([q.mean for q in qs]))
+    draws = [q.sample((num_samples,)) for q in qs]  # each (S, b, z_dim)
+    # scored while still the flows' own outputs, so that they reuse the cached log-scales
+    own = torch.cat([q.log_prob(zb) for q, zb in zip(qs, draws)], dim=1)  # (S, N)
+    z = torch.cat(draws, dim=1)  # (S, N, z_dim): column i drawn from q(z|x_i)
+    n = z.shape[1]
+    z, own = z.reshape(-1, z.shape[-1]), own.reshape(-1)  # (S*N, z_dim), (S*N,) log q(z_i|x_i)
+    if kind == "normal":
+        normals = [diagonal_normal(q) for q in qs]
+        # q(z) of a diagonal-Normal guide is a uniform mixture of the N posteriors
+        mixture = diagonal_normal_mixture(z.new_zeros(n), torch.cat([q.loc for q in normals]),
+                                          torch.cat([q.scale for q in normals]))
+        agg = torch.cat([mixture.log_prob(zc) for zc in z.split(chunk_size)])  # (S*N,)
+    else:
+        agg = torch.cat([_log_q_table(qs, zc).logsumexp(1) - math.log(n) for zc in z.split(chunk_size)])
+    return _split(own, agg, vae.prior().log_prob(z))
 
 
 def mutual_information(vae, x: torch.Tensor | Iterable, **kwargs) -> float:
@@ -202,19 +250,20 @@ def collapse_report(vae, x: torch.Tensor | Iterable, threshold: float = ACTIVE_T
     A dimension is *collapsed* when its activity :math:`\\mathrm{Var}_x(\\mathbb{E}_q[z_d])` is at
     most ``threshold`` (Burda et al.'s 0.01): its posterior mean ignores the input. The report
     gives the count, the names, each dimension's activity and average KL, and the mutual
-    information.
+    information. Any guide works (see :func:`kl_per_dim` and :func:`aggregate_posterior`).
 
     :param vae: the model.
     :param x: ``(N, *x_shape)`` or an iterable of batches (a few thousand points).
     :param threshold: the activity threshold.
     :param batch_size: data points per batch.
     """
-    activity = unit_activity(vae, x, batch_size).cpu()  # (z_dim,)
+    summary = encode_all(vae, x, batch_size)
+    activity = _activity(summary).cpu()  # (z_dim,)
     z_dim = len(activity)
     collapsed = [d for d in range(z_dim) if activity[d] <= threshold]
     active = [d for d in range(z_dim) if activity[d] > threshold]
     try:
-        kl = kl_per_dim(vae, x, batch_size=batch_size).mean(0).cpu()  # (z_dim,)
+        kl = _kl_per_dim(vae, summary).mean(0).cpu()  # (z_dim,)
     except ValueError:
         kl = None
     info = aggregate_posterior(vae, x, batch_size=batch_size)
@@ -229,6 +278,9 @@ def collapse_report(vae, x: torch.Tensor | Iterable, threshold: float = ACTIVE_T
         lines.append(f"Active ({len(active)}): {_dims(active)}.")
     lines.append(f"Mutual information I(x; z) = {info.mutual_information:.3f} nats; "
                  f"KL(q(z) || p(z)) = {info.aggregate_kl:.3f} nats.")
+    if summary.kind == "point_mass":
+        lines.append("q(z|x) is a point mass (an autoencoder): I(x; z) is the entropy of the codes (log N when "
+                     "all differ), and the KL terms against the continuous prior are infinite.")
     lines.append("per dimension: activity" + (", mean KL (nats)" if kl is not None else ""))
     for d in range(z_dim):
         tag = "collapsed" if d in collapsed else "active"

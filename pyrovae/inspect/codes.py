@@ -1,7 +1,7 @@
 """Posterior inspection: latent codes of a data set, their 2-D projections, snapshots of
 them during training, and decodes of samples and posterior draws.
 
-Computation only; :mod:`pyrovae.plots` draws the results. 
+Computation only; :mod:`pyrovae.plots` draws the results.
 
 References:
 
@@ -17,26 +17,34 @@ from dataclasses import dataclass
 
 import torch
 
-from .._util.batching import _batches, as_batch, model_device
+from .._util.batching import as_batch
+from .._util.checks import one_of, positive_int
+from ..evaluate.posterior import encode_all
 from ..models import VAE
 
-__all__ = ["LatentCodes", "LatentSnapshots", "encode_dataset", "pca", "posterior_decodes", "project_2d"]
+__all__ = ["PROJECTIONS", "LatentCodes", "LatentSnapshots", "encode_dataset", "pca", "posterior_decodes", "project_2d"]
+
+#: The 2-D projections :func:`project_2d` knows.
+PROJECTIONS = ("pca", "tsne")
 
 
 @dataclass
 class LatentCodes:
-    """The guide's output for a data set."""
+    """The guide's posterior means and standard deviations for a data set."""
 
-    loc: torch.Tensor  # (N, z_dim) posterior means
-    scale: torch.Tensor  # (N, z_dim) posterior standard deviations
+    loc: torch.Tensor  # (N, z_dim) posterior means E_q[z|x]
+    scale: torch.Tensor  # (N, z_dim) posterior standard deviations (0 for an autoencoder)
     labels: torch.Tensor | None  # (N,) or None
+    kind: str = "normal"  # how loc and scale were obtained (pyrovae.evaluate.posterior.GUIDE_KINDS)
 
 
 @torch.no_grad()
 def encode_dataset(
     vae: VAE, x: torch.Tensor | Iterable, labels: torch.Tensor | None = None, batch_size: int = 1000
 ) -> LatentCodes:
-    """Encode a data set to the means and scales of q(z|x), in batches on the model's device.
+    """Encode a data set to the means and standard deviations of q(z|x), in batches on the
+    model's device (:func:`pyrovae.evaluate.posterior.encode_all`: a flow guide's own
+    moments, an autoencoder's codes).
 
     :param vae: the model.
     :param x: ``(N, *x_shape)`` or an iterable of batches.
@@ -44,13 +52,8 @@ def encode_dataset(
     :param batch_size: batch size.
     :returns: :class:`LatentCodes` on the CPU.
     """
-    device = model_device(vae)
-    locs, scales = [], []
-    for xb in _batches(x, batch_size):
-        loc, scale = vae.encoder(xb.to(device))  # each (b, z_dim)
-        locs.append(loc.cpu())
-        scales.append(scale.cpu())
-    return LatentCodes(torch.cat(locs), torch.cat(scales), None if labels is None else labels.cpu())
+    summary = encode_all(vae, x, batch_size)
+    return LatentCodes(summary.loc.cpu(), summary.scale.cpu(), None if labels is None else labels.cpu(), summary.kind)
 
 
 def pca(z: torch.Tensor, k: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -75,17 +78,16 @@ def project_2d(z: torch.Tensor, method: str = "pca") -> torch.Tensor:
     :param z: ``(N, D)``.
     :param method: ``"pca"`` or ``"tsne"`` (needs scikit-learn).
     """
+    one_of("projection", method, PROJECTIONS)
     if z.shape[1] <= 2:
         return z
     if method == "pca":
         return pca(z, 2)[0]
-    if method == "tsne":
-        try:
-            from sklearn.manifold import TSNE
-        except ImportError as e:  # pragma: no cover - optional dependency
-            raise ImportError("method='tsne' needs scikit-learn: pip install scikit-learn") from e
-        return torch.as_tensor(TSNE(2, init="pca", random_state=0).fit_transform(z.numpy()), dtype=z.dtype)
-    raise ValueError(f"unknown projection {method!r}; expected 'pca' or 'tsne'")
+    try:
+        from sklearn.manifold import TSNE
+    except ImportError as e:  # pragma: no cover - optional dependency
+        raise ImportError("method='tsne' needs scikit-learn: pip install scikit-learn") from e
+    return torch.as_tensor(TSNE(2, init="pca", random_state=0).fit_transform(z.numpy()), dtype=z.dtype)
 
 
 class LatentSnapshots:
@@ -107,10 +109,11 @@ class LatentSnapshots:
     :param every: record every ``every`` epochs.
     """
 
-    def __init__(self, x: torch.Tensor, labels: torch.Tensor | None = None, method: str = "pca", every: int = 1) -> None:
-        if every < 1:
-            raise ValueError(f"every must be >= 1, got {every}")
-        self.x, self.labels, self.method, self.every = x, labels, method, every
+    def __init__(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, method: str = "pca", every: int = 1
+    ) -> None:
+        self.x, self.labels, self.method = x, labels, one_of("projection", method, PROJECTIONS)
+        self.every = positive_int("every", every)
         self.epochs: list[int] = []
         self.points: list[torch.Tensor] = []  # each (N, 2)
         self.axis_labels = ("z[0]", "z[1]")  # becomes the projection's axes for z_dim > 2

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 
 from .._util.batching import as_batch
+from ..evaluate.posterior import moments
 from ..models import VAE
 
 
@@ -51,7 +52,7 @@ class PosteriorGrid:
     kl_p_q: float  # KL(p(z|x) || q) on the grid, nats
     mean: torch.Tensor  # (2,) mean of the grid posterior
     cov: torch.Tensor  # (2, 2) covariance of the grid posterior
-    q_loc: torch.Tensor  # (2,) the guide's mean
+    q_loc: torch.Tensor  # (2,) the guide's mean (Monte Carlo for a flow guide)
     q_scale: torch.Tensor  # (2,) the guide's standard deviations
 
 
@@ -100,14 +101,19 @@ def posterior_grid(
     :param width: box half-width in standard deviations (automatic extent).
     :param chunk: grid points per decoder call.
     :returns: :class:`PosteriorGrid`.
+    :raises ValueError: for ``z_dim != 2``, a batch of inputs, or a point-mass guide.
     """
     if vae.z_dim != 2:
         raise ValueError(f"the posterior grid needs a 2-D latent (z_dim == 2), got z_dim={vae.z_dim}")
     x = as_batch(vae, x)
     if len(x) != 1:
         raise ValueError(f"posterior_grid takes one input, got a batch of {len(x)}")
-    q = vae.encode(x).base_dist  # Normal, (1, 2)
-    q_loc, q_scale = q.loc[0], q.scale[0]
+    q = vae.encode(x)  # batch_shape (1,), event_shape (2,): any guide with a density
+    summary = moments(q)
+    if summary.kind == "point_mass":
+        raise ValueError("posterior_grid compares densities, but this guide is a point mass (an autoencoder): "
+                         "it has no density on the grid")
+    q_loc, q_scale = summary.loc[0], summary.scale[0]  # (2,) each: the box is laid out from q's moments
     if extent is not None:
         lo = torch.tensor([extent[0][0], extent[1][0]], dtype=q_loc.dtype, device=q_loc.device)
         hi = torch.tensor([extent[0][1], extent[1][1]], dtype=q_loc.dtype, device=q_loc.device)
@@ -123,7 +129,7 @@ def posterior_grid(
     z0, z1, zz, lj = _log_joint(vae, x, lo, hi, n, chunk)
     area = float((z0[1] - z0[0]) * (z1[1] - z1[0]))
     log_post, log_px = _normalise(lj, area)
-    log_q, _ = _normalise(q.log_prob(zz).sum(-1).reshape(n, n), area)
+    log_q, _ = _normalise(q.log_prob(zz).reshape(n, n), area)  # a flow guide inverts every grid point
     p, qd = log_post.exp() * area, log_q.exp() * area  # cell masses
     kl_q_p = float((qd * (log_q - log_post)).sum())
     kl_p_q = float((p * (log_post - log_q)).sum())

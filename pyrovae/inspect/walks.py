@@ -29,6 +29,7 @@ from collections.abc import Sequence
 import torch
 
 from .._util.batching import as_batch
+from .._util.checks import at_least, one_of
 from ..models import VAE
 
 METHODS = ("linear", "spherical")
@@ -43,10 +44,8 @@ def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int = 10, method: str
     :param method: ``"linear"`` or ``"spherical"`` (slerp; linear where the angle is ~0).
     :returns: ``(steps, z_dim)``.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown interpolation {method!r}; expected one of {METHODS}")
-    if steps < 2:
-        raise ValueError(f"steps must be >= 2, got {steps}")
+    one_of("interpolation", method, METHODS)
+    at_least("steps", steps, 2)
     t = torch.linspace(0, 1, steps, dtype=z0.dtype, device=z0.device)[:, None]  # (steps, 1)
     if method == "spherical":
         cos = torch.dot(z0, z1) / (z0.norm() * z1.norm()).clamp_min(1e-12)

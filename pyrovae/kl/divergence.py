@@ -13,8 +13,8 @@ which is what a VAE's ELBO does to its guide, makes q lock onto one mode (ref. 1
 ref. 2). :func:`kl` uses torch/Pyro's registered closed form when there is one and a Monte
 Carlo estimate with its standard error when there is not; :func:`kl_both` and
 :func:`asymmetry` report both directions. Fitting a Gaussian in either direction is
-:func:`fit_gaussian` (from :mod:`pyrovae.kl_fit`); the toy study is :mod:`pyrovae.kl_toy` and
-the VAE study :mod:`pyrovae.kl_compare`.
+:func:`fit_gaussian` (from :mod:`pyrovae.kl.fit`); the toy study is :mod:`pyrovae.kl.toy` and
+the VAE study :mod:`pyrovae.kl.guides`.
 
 References:
 
@@ -31,6 +31,8 @@ from typing import NamedTuple
 
 import torch
 from torch.distributions import Distribution, kl_divergence
+
+from .._util.checks import at_least
 
 __all__ = ["KLEstimate", "KLReport", "asymmetry", "kl", "kl_both"]
 
@@ -107,8 +109,7 @@ def kl(p: Distribution, q: Distribution, num_samples: int = 10000, exact: bool |
         except NotImplementedError:
             if exact:
                 raise
-    if num_samples < 2:
-        raise ValueError(f"num_samples must be >= 2 for a Monte Carlo estimate, got {num_samples}")
+    at_least("num_samples", num_samples, 2, " for a Monte Carlo estimate")
     z = p.sample((num_samples,))  # (S, *batch_shape, *event_shape)
     terms = p.log_prob(z) - q.log_prob(z)  # (S, *batch_shape)
     return KLEstimate(terms.mean(0), terms.std(0) / math.sqrt(num_samples), False)

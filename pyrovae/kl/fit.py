@@ -40,6 +40,8 @@ from pyro.infer import ELBO, SVI, RenyiELBO, ReweightedWakeSleep, Trace_ELBO
 from pyro.optim import ClippedAdam
 from torch.distributions import Distribution, constraints
 
+from .._util.checks import at_least, one_of, positive_int
+
 #: the directions (and estimators) :func:`fit_gaussian` knows
 METHODS = ("reverse", "forward", "forward-ml", "forward-rws", "renyi")
 
@@ -85,8 +87,7 @@ def _scored_model(log_p: LogDensity, dim: int) -> Callable[..., None]:
 
 def _train(model: Callable, guide: Callable, loss: ELBO, steps: int, lr: float, args: tuple = ()) -> dist.Normal:
     """Run SVI in a private param store; return the fitted q as ``Normal(loc, scale).to_event(1)``."""
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+    positive_int("steps", steps)
     # a learning rate that decays tenfold over the run settles the Monte Carlo noise at the end
     optim = ClippedAdam({"lr": lr, "lrd": 0.1 ** (1.0 / steps)})
     # the target was checked once (``_dim``); per-step validation would only slow the loop
@@ -149,8 +150,7 @@ def fit_renyi(target: Distribution | LogDensity, alpha: float, *, dim: int | Non
     if alpha == 1:
         return fit_reverse(target, dim=dim, steps=steps, num_particles=num_particles, lr=lr,
                            init_loc=init_loc, init_scale=init_scale)
-    if num_particles < 2:
-        raise ValueError(f"RenyiELBO needs num_particles >= 2, got {num_particles}")
+    at_least("num_particles", num_particles, 2, " for RenyiELBO")
     d = _dim(target, dim)
     model = _scored_model(_log_density(target), d)
     loss = RenyiELBO(alpha=alpha, num_particles=num_particles, vectorize_particles=True, max_plate_nesting=0)
@@ -173,8 +173,7 @@ def fit_forward_rws(target: Distribution | LogDensity, *, dim: int | None = None
     :param target: distribution or unnormalised log-density (see :func:`fit_reverse`).
     :param num_particles: K, importance samples per step.
     """
-    if num_particles < 2:
-        raise ValueError(f"wake-phi needs num_particles >= 2, got {num_particles}")
+    at_least("num_particles", num_particles, 2, " for wake-phi")
     d = _dim(target, dim)
     model = _scored_model(_log_density(target), d)
     loss = ReweightedWakeSleep(num_particles=num_particles, insomnia=1.0, model_has_params=False,
@@ -232,8 +231,7 @@ def fit_gaussian(target: Distribution | LogDensity, direction: str, **kwargs) ->
     :returns: ``Normal(loc, scale).to_event(1)``.
     :raises ValueError: for an unknown direction or a bad target.
     """
-    if direction not in METHODS:
-        raise ValueError(f"direction must be one of {list(METHODS)}, got {direction!r}")
+    one_of("direction", direction, METHODS)
     if direction == "forward":
         sampleable = isinstance(target, Distribution)
         if sampleable:

@@ -6,11 +6,13 @@ same seeds, same K samples per data point per step) with
 * ``"elbo"``: :class:`~pyro.infer.Trace_ELBO` (K particles averaged): the guide minimises
   the reverse KL(q(z|x) ‖ p(z|x));
 * ``"iwae"``: the importance-weighted bound, RenyiELBO with α = 0
-  (:class:`~pyrovae.iwae.IWAE_ELBO`, which applies the minibatch scale correctly);
+  (:class:`~pyrovae.infer.IWAE_ELBO`, which applies the minibatch scale correctly);
 * ``"rws"``: reweighted wake-sleep, whose wake-φ guide update minimises the inclusive
-  KL(p(z|x) ‖ q(z|x)) (:class:`~pyrovae.wake_phi.MinibatchRWS`),
+  KL(p(z|x) ‖ q(z|x)) (:class:`~pyrovae.infer.MinibatchRWS`),
 
-then measures every trained guide on held-out data (:func:`importance_stats`):
+each built by name with :func:`pyrovae.infer.losses.make_loss` (:data:`LOSS_NAMES`), then
+measures every trained guide on held-out data
+(:func:`pyrovae.evaluate.importance.importance_stats`):
 
 .. math::
 
@@ -46,74 +48,29 @@ from dataclasses import dataclass, field
 
 import pyro
 import torch
-from pyro.infer import ELBO, Trace_ELBO
 
 from .. import data as _data
-from .._util.batching import model_device
+from .._util.checks import at_least
 from ..evaluate.bounds import elbo as _elbo
-from ..evaluate.bounds import log_weights
-from ..infer.iwae_elbo import IWAE_ELBO
-from ..infer.minibatch_rws import MinibatchRWS
+from ..evaluate.importance import ImportanceStats, importance_stats
+from ..infer.losses import make_loss
 from ..inspect.posterior_grid import PosteriorGrid, posterior_grid
 from ..models import VAE
 from ..models.config import build_vae
 from ..train import History, fit
 
-#: estimator name -> what its guide update minimises
+__all__ = ["LOSS_NAMES", "METHODS", "Comparison", "GuideResult", "ImportanceStats", "compare_guides",
+           "importance_stats", "posterior_grids"]
+
+#: method -> the :func:`pyrovae.infer.losses.make_loss` name that trains it
+LOSS_NAMES = {"elbo": "trace-pyro", "iwae": "iwae", "rws": "rws"}
+
+#: method -> what its guide update minimises: the label of tables and figures
 METHODS = {
     "elbo": "Trace_ELBO: reverse KL(q||p)",
     "iwae": "RenyiELBO α=0 (IWAE)",
     "rws": "RWS wake-φ: inclusive KL(p||q)",
 }
-
-
-def make_estimator(method: str, num_particles: int) -> ELBO:
-    """The Pyro ELBO for a method, with K = ``num_particles`` samples per data point.
-
-    :param method: ``"elbo"``, ``"iwae"`` or ``"rws"``.
-    :param num_particles: K (≥ 2 for the importance-weighted ones).
-    """
-    if method == "elbo":
-        return Trace_ELBO(num_particles=num_particles, vectorize_particles=num_particles > 1)
-    if method == "iwae":
-        return IWAE_ELBO(num_particles)
-    if method == "rws":
-        return MinibatchRWS(num_particles)
-    raise ValueError(f"unknown method {method!r}; expected one of {list(METHODS)}")
-
-
-class ImportanceStats(dict):
-    """Per-data-point tensors, each ``(N,)``: ``log_px``, ``inclusive_kl``, ``ess``."""
-
-
-@torch.no_grad()
-def importance_stats(vae: VAE, x: torch.Tensor, num_samples: int = 1000, batch_size: int = 50,
-                     chunk: int = 250) -> ImportanceStats:
-    """Importance-sampling log p(x), SNIS inclusive KL(p(z|x)‖q) and ESS, per data point.
-
-    All three come from the same S weights per data point (from
-    :func:`pyrovae.evaluate.log_weights`).
-
-    :param vae: the model.
-    :param x: ``(N, *x_shape)`` (binarised as the model expects).
-    :param num_samples: S.
-    :param batch_size: data points per batch.
-    :param chunk: samples per call of ``log_weights`` (bounds memory: batch × chunk decodes).
-    :returns: :class:`ImportanceStats` of ``(N,)`` CPU tensors.
-    """
-    if num_samples < 2:
-        raise ValueError(f"num_samples must be >= 2, got {num_samples}")
-    device = model_device(vae)
-    out = {"log_px": [], "inclusive_kl": [], "ess": []}
-    for xb in x.split(batch_size):
-        xb = xb.to(device)
-        lw = torch.cat([log_weights(vae, xb, min(chunk, num_samples - s)) for s in range(0, num_samples, chunk)], 1)
-        log_px = torch.logsumexp(lw, 1) - math.log(num_samples)  # (b,)
-        w = torch.softmax(lw, 1)  # (b, S) self-normalised
-        out["log_px"].append(log_px.cpu())
-        out["inclusive_kl"].append(((w * lw).sum(1) - log_px).cpu())
-        out["ess"].append((1.0 / (w * w).sum(1)).cpu())
-    return ImportanceStats({k: torch.cat(v) for k, v in out.items()})
 
 
 @dataclass
@@ -215,8 +172,7 @@ def compare_guides(
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise ValueError(f"methods must be a non-empty subset of {list(METHODS)}, got {list(methods)}")
-    if particles < 2:
-        raise ValueError(f"particles must be >= 2 (importance weighting), got {particles}")
+    at_least("particles", particles, 2, " (importance weighting)")
     x_eval = _data.binarize(test_x, "static", seed=0)
     results: dict[str, GuideResult] = {}
     for method in methods:
@@ -224,7 +180,8 @@ def compare_guides(
         pyro.set_rng_seed(seed)  # the same initial weights for every method
         vae = build_vae(z_dim=z_dim, hidden=tuple(hidden))
         t0 = time.perf_counter()
-        history = fit(vae, train_x, test_x, epochs=epochs, batch_size=batch_size, loss=make_estimator(method, particles),
+        loss = make_loss(LOSS_NAMES[method], particles)
+        history = fit(vae, train_x, test_x, epochs=epochs, batch_size=batch_size, loss=loss,
                       lr=lr, device=device, seed=seed, progress=progress)
         seconds = time.perf_counter() - t0
         pyro.set_rng_seed(seed + 1)  # the same evaluation draws for every method
@@ -246,12 +203,12 @@ def compare_guides(
 def posterior_grids(vae: VAE, x: torch.Tensor, size: int = 121) -> list[PosteriorGrid]:
     """The true posterior against the guide on a grid, for each row of ``x`` (2-D latent).
 
-    A batch wrapper over :func:`pyrovae.posterior_grid.posterior_grid`, which also gives both
+    A batch wrapper over :func:`pyrovae.inspect.posterior_grid`, which also gives both
     KL directions by quadrature: a check on the importance-sampling numbers above.
 
     :param vae: a model with ``z_dim == 2``.
     :param x: ``(R, *x_shape)`` data points, as the model sees them (binarised).
     :param size: grid points per axis.
-    :returns: one :class:`~pyrovae.posterior_grid.PosteriorGrid` per data point.
+    :returns: one :class:`~pyrovae.inspect.PosteriorGrid` per data point.
     """
     return [posterior_grid(vae, xi, n=size) for xi in x]

@@ -3,7 +3,7 @@ r"""The textbook picture, computed: one Gaussian fitted to a bimodal target in e
 :func:`run_toy` fits a diagonal Gaussian q to a target p (by default two well-separated 2-D
 Gaussians) by minimising the forward KL (maximum likelihood on samples, and wake-φ on the
 unnormalised density), the reverse KL (Trace_ELBO with a ``pyro.factor`` model), and Rényi
-bounds of several orders α between them (:mod:`pyrovae.kl_fit`). It returns every fitted q
+bounds of several orders α between them (:mod:`pyrovae.kl.fit`). It returns every fitted q
 with both KL values and the number of p's modes q covers, plus density grids for the figure
 in the style of Deep Learning book Fig. 3.6 (:func:`pyrovae.plots.kl_fits`).
 
@@ -30,6 +30,7 @@ import pyro.distributions as dist
 import torch
 from torch.distributions import Distribution
 
+from .._util.checks import positive
 from . import fit as kl_fit
 from .divergence import KLEstimate, kl_both
 
@@ -45,8 +46,8 @@ def bimodal_target(separation: float = 3.0, scale: float = 0.5) -> dist.MixtureS
     :param scale: each component's standard deviation per axis.
     :returns: a distribution with event shape ``(2,)``.
     """
-    if separation <= 0 or scale <= 0:
-        raise ValueError(f"separation and scale must be positive, got {separation}, {scale}")
+    positive("separation", separation)
+    positive("scale", scale)
     h = separation / 2
     locs = torch.tensor([[-h, -h], [h, h]])  # (2 components, 2)
     return dist.MixtureSameFamily(dist.Categorical(torch.ones(2)),

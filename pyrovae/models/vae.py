@@ -37,6 +37,7 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from .. import likelihoods as _likelihoods
+from .._util.checks import nonnegative, positive_int
 from ..priors import as_prior
 
 
@@ -85,8 +86,8 @@ class VAE(PyroModule):
     ) -> None:
         super().__init__()
         z_dim = z_dim if z_dim is not None else getattr(encoder, "z_dim", None)
-        if z_dim is not None and (not isinstance(z_dim, int) or z_dim < 1):
-            raise ValueError(f"z_dim must be a positive integer, got {z_dim!r}")
+        if z_dim is not None:
+            positive_int("z_dim", z_dim)
         dec_z = getattr(decoder, "z_dim", None)
         if z_dim is not None and dec_z is not None and dec_z != z_dim:
             raise ValueError(f"the encoder produces z_dim={z_dim} but the decoder expects z_dim={dec_z}")
@@ -110,10 +111,7 @@ class VAE(PyroModule):
 
     @beta.setter
     def beta(self, value: float) -> None:
-        value = float(value)
-        if not value >= 0:
-            raise ValueError(f"beta must be >= 0, got {value}")
-        self._beta = value
+        self._beta = nonnegative("beta", value)
 
     @property
     def event_dim(self) -> int:

@@ -4,7 +4,9 @@ An *encoder* maps ``x`` of shape ``(batch, *x_shape)`` to ``(loc, scale)`` of th
 diagonal-Normal guide, each ``(batch, z_dim)`` with ``scale > 0``. A *decoder* maps ``z`` of
 shape ``(batch, z_dim)`` to the likelihood's parameter tensor: ``(batch, *x_shape)`` (Bernoulli
 logits, Gaussian/Laplace loc) or ``(batch, *x_shape, num_classes)`` (Categorical logits).
-Any ``nn.Module`` that follows this protocol plugs into :class:`pyrovae.VAE`.
+Any ``nn.Module`` that follows this protocol plugs into :class:`pyrovae.VAE`. The library's
+encoders also give the features their Gaussian head reads (``context_dim`` and
+``forward_with_context``, see :class:`GaussianEncoder`), the context of an IAF guide.
 
 References:
 
@@ -16,7 +18,7 @@ References:
 
 from .conditional import ConditionalMLPDecoder, ConditionalMLPEncoder
 from .conv import ConvDecoder, ConvEncoder
-from .functional import MIN_SCALE, GaussianHead, mlp, positive_scale
+from .functional import MIN_SCALE, GaussianEncoder, GaussianHead, mlp, positive_scale
 from .mlp import MLPDecoder, MLPEncoder
 from .noisy import NoisyEncoder
 from .recurrent import RNNDecoder, RNNEncoder
@@ -27,6 +29,7 @@ __all__ = [
     "ConditionalMLPEncoder",
     "ConvDecoder",
     "ConvEncoder",
+    "GaussianEncoder",
     "GaussianHead",
     "MLPDecoder",
     "MLPEncoder",

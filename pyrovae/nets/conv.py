@@ -7,7 +7,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .functional import GaussianHead, _check_dim, _check_shape
+from .._util.checks import positive_int
+from .functional import GaussianEncoder, GaussianHead, _check_shape
 
 
 def _conv_spatial(x_shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -18,7 +19,7 @@ def _conv_spatial(x_shape: tuple[int, ...]) -> tuple[int, int, int]:
     return x_shape
 
 
-class ConvEncoder(nn.Module):
+class ConvEncoder(GaussianEncoder):
     """q(z|x) from two stride-2 convolutions and a dense layer (DCGAN style).
 
     :param x_shape: ``(channels, height, width)``, height and width divisible by 4.
@@ -36,7 +37,7 @@ class ConvEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.x_shape = _conv_spatial(_check_shape(x_shape))
-        self.z_dim = _check_dim("z_dim", z_dim)
+        self.z_dim = positive_int("z_dim", z_dim)
         c, h, w = self.x_shape
         c1, c2 = channels
         self.body = nn.Sequential(
@@ -50,8 +51,8 @@ class ConvEncoder(nn.Module):
         )
         self.head = GaussianHead(hidden, z_dim)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.head(self.body(x))
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)  # (batch, hidden)
 
 
 class ConvDecoder(nn.Module):
@@ -73,7 +74,7 @@ class ConvDecoder(nn.Module):
         num_classes: int | None = None,
     ) -> None:
         super().__init__()
-        self.z_dim = _check_dim("z_dim", z_dim)
+        self.z_dim = positive_int("z_dim", z_dim)
         self.x_shape = _conv_spatial(_check_shape(x_shape))
         self.num_classes = num_classes
         c, h, w = self.x_shape

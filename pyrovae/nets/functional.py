@@ -9,16 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._util.checks import one_of, positive_int
+
 #: Smallest standard deviation an encoder emits; keeps log q(z|x) finite.
 MIN_SCALE = 1e-4
 
 _ACTIVATIONS = {"softplus": nn.Softplus, "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU}
-
-
-def _check_dim(name: str, value: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 def _check_shape(x_shape: Sequence[int]) -> tuple[int, ...]:
@@ -29,10 +25,7 @@ def _check_shape(x_shape: Sequence[int]) -> tuple[int, ...]:
 
 
 def _activation(name: str) -> type[nn.Module]:
-    try:
-        return _ACTIVATIONS[name]
-    except KeyError:
-        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(_ACTIVATIONS)}") from None
+    return _ACTIVATIONS[one_of("activation", name, sorted(_ACTIVATIONS))]
 
 
 def mlp(sizes: Sequence[int], activation: str = "softplus") -> nn.Sequential:
@@ -64,9 +57,43 @@ class GaussianHead(nn.Module):
 
     def __init__(self, in_features: int, z_dim: int) -> None:
         super().__init__()
-        self.z_dim = _check_dim("z_dim", z_dim)
+        self.z_dim = positive_int("z_dim", z_dim)
         self.linear = nn.Linear(in_features, 2 * z_dim)
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         loc, raw = self.linear(h).chunk(2, dim=-1)  # each (batch, z_dim)
         return loc, positive_scale(raw)
+
+
+class GaussianEncoder(nn.Module):
+    """Base of the library's encoders: features ``h(x)``, then a :class:`GaussianHead`.
+
+    Subclasses set ``self.head`` and implement :meth:`features`. The split gives every such
+    encoder the *context protocol* that :class:`pyrovae.flows.IAFGuide` reads (Kingma et al.
+    2016's context vector ``h``):
+
+    - ``context_dim``: the width of ``h``;
+    - ``forward_with_context(x) -> (loc, scale, h)``: one pass, ``h`` included.
+
+    An encoder of one's own can offer the same two attributes without subclassing this.
+    """
+
+    head: GaussianHead
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The features the Gaussian head reads, ``(batch, context_dim)``."""
+        raise NotImplementedError
+
+    @property
+    def context_dim(self) -> int:
+        """Width of :meth:`features`' output (the head's input)."""
+        return self.head.linear.in_features
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.head(self.features(x))  # each (batch, z_dim)
+
+    def forward_with_context(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(loc, scale, h)``: the Gaussian's parameters and the features they came from."""
+        h = self.features(x)  # (batch, context_dim)
+        loc, scale = self.head(h)
+        return loc, scale, h

@@ -8,10 +8,11 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .functional import GaussianHead, _activation, _check_dim, _check_shape, mlp
+from .._util.checks import positive_int
+from .functional import GaussianEncoder, GaussianHead, _activation, _check_shape, mlp
 
 
-class MLPEncoder(nn.Module):
+class MLPEncoder(GaussianEncoder):
     """q(z|x): flatten ``x``, then an MLP, then a Gaussian head.
 
     :param x_shape: shape of one data point, e.g. ``(1, 28, 28)`` or ``(D,)``.
@@ -38,16 +39,15 @@ class MLPEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.x_shape = _check_shape(x_shape)
-        self.z_dim = _check_dim("z_dim", z_dim)
+        self.z_dim = positive_int("z_dim", z_dim)
         self.hidden = tuple(hidden)
         x_size = math.prod(self.x_shape)
         self.body = mlp((x_size, *self.hidden), activation)
         self.act = _activation(activation)() if self.hidden else nn.Identity()
         self.head = GaussianHead(self.hidden[-1] if self.hidden else x_size, z_dim)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.act(self.body(x.flatten(1)))  # (batch, hidden[-1])
-        return self.head(h)
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.body(x.flatten(1)))  # (batch, hidden[-1])
 
 
 class MLPDecoder(nn.Module):
@@ -69,7 +69,7 @@ class MLPDecoder(nn.Module):
         activation: str = "softplus",
     ) -> None:
         super().__init__()
-        self.z_dim = _check_dim("z_dim", z_dim)
+        self.z_dim = positive_int("z_dim", z_dim)
         self.x_shape = _check_shape(x_shape)
         self.hidden = tuple(hidden)
         self.out_shape = self.x_shape + ((num_classes,) if num_classes else ())

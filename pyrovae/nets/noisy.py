@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._util.checks import one_of
 from ..data.corrupt import NOISE, corrupt
 
 
@@ -38,12 +39,20 @@ class NoisyEncoder(nn.Module):
 
     def __init__(self, encoder: nn.Module, noise: str = "flip", amount: float = 0.1) -> None:
         super().__init__()
-        if noise not in NOISE:
-            raise ValueError(f"unknown noise {noise!r}; expected one of {NOISE}")
-        self.encoder, self.noise, self.amount = encoder, noise, amount
+        self.encoder, self.noise, self.amount = encoder, one_of("noise", noise, NOISE), amount
         self.x_shape, self.z_dim = encoder.x_shape, encoder.z_dim
 
+    @property
+    def context_dim(self) -> int | None:
+        """The wrapped encoder's context width, or ``None`` if it has no context protocol."""
+        return getattr(self.encoder, "context_dim", None)
+
+    def _view(self, x: torch.Tensor) -> torch.Tensor:
+        return corrupt(x, self.noise, self.amount, seed=None) if self.training else x  # (batch, *x_shape)
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.training:
-            x = corrupt(x, self.noise, self.amount, seed=None)  # (batch, *x_shape)
-        return self.encoder(x)
+        return self.encoder(self._view(x))
+
+    def forward_with_context(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(loc, scale, h)`` of the wrapped encoder on the (corrupted) view of ``x``."""
+        return self.encoder.forward_with_context(self._view(x))

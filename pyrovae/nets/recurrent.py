@@ -5,16 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .functional import GaussianHead, _check_dim
+from .._util.checks import one_of, positive_int
+from .functional import GaussianEncoder, GaussianHead
 
 _CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
 
 
 def _rnn(cell: str, input_size: int, hidden: int, bidirectional: bool = False) -> nn.RNNBase:
-    try:
-        cls = _CELLS[cell]
-    except KeyError:
-        raise ValueError(f"unknown recurrent cell {cell!r}; expected one of {sorted(_CELLS)}") from None
+    cls = _CELLS[one_of("recurrent cell", cell, sorted(_CELLS))]
     return cls(input_size, hidden, batch_first=True, bidirectional=bidirectional)
 
 
@@ -24,7 +22,7 @@ def _check_tokens(x: torch.Tensor, seq_len: int) -> torch.Tensor:
     return x.long()  # data may arrive as float class indices
 
 
-class RNNEncoder(nn.Module):
+class RNNEncoder(GaussianEncoder):
     """q(z|x) for token sequences: embed, run a bidirectional GRU or LSTM, and read the
     Gaussian parameters off the final states of both directions.
 
@@ -40,19 +38,19 @@ class RNNEncoder(nn.Module):
         self, seq_len: int, vocab_size: int, z_dim: int = 16, embed_dim: int = 32, hidden: int = 128, cell: str = "gru"
     ) -> None:
         super().__init__()
-        self.x_shape = (_check_dim("seq_len", seq_len),)
-        self.vocab_size = _check_dim("vocab_size", vocab_size)
-        self.z_dim = _check_dim("z_dim", z_dim)
+        self.x_shape = (positive_int("seq_len", seq_len),)
+        self.vocab_size = positive_int("vocab_size", vocab_size)
+        self.z_dim = positive_int("z_dim", z_dim)
         self.cell = cell
         self.embed = nn.Embedding(vocab_size, embed_dim)
         self.rnn = _rnn(cell, embed_dim, hidden, bidirectional=True)
         self.head = GaussianHead(2 * hidden, z_dim)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
         tokens = _check_tokens(x, self.x_shape[0])  # (batch, L)
         _, state = self.rnn(self.embed(tokens))
         h = state[0] if self.cell == "lstm" else state  # (2, batch, hidden): last state of each direction
-        return self.head(torch.cat([h[0], h[1]], dim=-1))  # each (batch, z_dim)
+        return torch.cat([h[0], h[1]], dim=-1)  # (batch, 2 hidden)
 
 
 class RNNDecoder(nn.Module):
@@ -75,9 +73,9 @@ class RNNDecoder(nn.Module):
         self, z_dim: int, seq_len: int, vocab_size: int, hidden: int = 128, cell: str = "gru", pos_dim: int = 16
     ) -> None:
         super().__init__()
-        self.z_dim = _check_dim("z_dim", z_dim)
-        self.x_shape = (_check_dim("seq_len", seq_len),)
-        self.vocab_size = _check_dim("vocab_size", vocab_size)
+        self.z_dim = positive_int("z_dim", z_dim)
+        self.x_shape = (positive_int("seq_len", seq_len),)
+        self.vocab_size = positive_int("vocab_size", vocab_size)
         self.cell = cell
         self.init = nn.Linear(z_dim, hidden)
         self.pos = nn.Parameter(0.1 * torch.randn(seq_len, pos_dim))  # (L, pos_dim)

@@ -7,12 +7,26 @@ One module per family of figures; everything is re-exported here.
 
 from .curves import learning_curves
 from .diagnostics import unit_activity
-from .images import image_grid, new_figure, reconstructions, save
-from .kl import kl_fits, posterior_vs_guides
+from .images import image_grid, labelled_grid, mosaic, new_figure, reconstructions, save
+from .kl import kl_fits
 from .latent import latent_bubbles, latent_scatter, latent_snapshots
-from .posterior import posterior_contours
-from .walks import labelled_grid, manifold, mosaic
+from .posterior import posterior_contours, posterior_vs_guides
+from .walks import manifold
 
-__all__ = ["save", "new_figure", "image_grid", "reconstructions", "latent_scatter",
-           "latent_bubbles", "latent_snapshots", "labelled_grid", "manifold", "mosaic", "posterior_contours", "unit_activity",
-           "kl_fits", "posterior_vs_guides", "learning_curves"]
+__all__ = [
+    "image_grid",
+    "kl_fits",
+    "labelled_grid",
+    "latent_bubbles",
+    "latent_scatter",
+    "latent_snapshots",
+    "learning_curves",
+    "manifold",
+    "mosaic",
+    "new_figure",
+    "posterior_contours",
+    "posterior_vs_guides",
+    "reconstructions",
+    "save",
+    "unit_activity",
+]

@@ -1,9 +1,10 @@
-"""Figure plumbing and image grids (samples, reconstructions)."""
+"""Figure plumbing and the one image-grid renderer (samples, reconstructions, decodes of walks)."""
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -39,6 +40,73 @@ def _as_images(x: torch.Tensor) -> torch.Tensor:
     return x.clamp(0, 1)
 
 
+def mosaic(images: torch.Tensor, ncol: int, pad: int = 2) -> torch.Tensor:
+    """Tile images ``(N, ...)`` into one picture, ``ncol`` per row, with ``pad`` pixels between.
+
+    :param images: anything :func:`image_grid` takes.
+    :param ncol: images per row.
+    :param pad: pixels between neighbours (background: white).
+    :returns: ``(rows*(H+pad), ncol*(W+pad))`` for grey images (0 = white under ``gray_r``),
+        ``(rows*(H+pad), ncol*(W+pad), 3)`` for colour ones (1 = white).
+    """
+    imgs = _as_images(images)  # (N, H, W) or (N, H, W, 3)
+    if imgs.dim() not in (3, 4):
+        raise ValueError(f"mosaic needs images (N, H, W) or (N, H, W, 3), got shape {tuple(imgs.shape)}")
+    n, h, w = imgs.shape[:3]
+    rows = -(-n // ncol)
+    colour = imgs.shape[3:]  # () or (3,)
+    canvas = torch.full((rows * ncol, h + pad, w + pad, *colour), 1.0 if colour else 0.0)
+    canvas[:n, pad // 2:pad // 2 + h, pad // 2:pad // 2 + w] = imgs
+    tiled = canvas.reshape(rows, ncol, h + pad, w + pad, *colour).transpose(1, 2)  # (rows, H+pad, ncol, W+pad, ...)
+    return tiled.reshape(rows * (h + pad), ncol * (w + pad), *colour)
+
+
+def labelled_grid(
+    images: torch.Tensor,
+    ncol: int,
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
+    title: str | None = None,
+    xlabel: str | None = None,
+    path: str | os.PathLike | None = None,
+    cell: float = 0.75,
+    pad: int = 2,
+) -> Figure:
+    """The one image-grid renderer: decodes, samples, reconstructions, interpolation strips,
+    traversals and attribute vectors, with a label per row (e.g. "linear", "z[3]") and per
+    column (e.g. the value of t or of the latent coordinate). The grid is drawn as one image
+    in one axes, so a large grid renders fast.
+
+    :param images: ``(rows * ncol, *x_shape)`` in [0, 1], in row order: ``(N, 1, H, W)``,
+        ``(N, H, W)``, ``(N, H*W)`` grey or ``(N, 3, H, W)`` colour.
+    :param ncol: images per row.
+    :param row_labels: one label per row.
+    :param col_labels: one label per column, above the first row.
+    :param title: figure title.
+    :param xlabel: a caption under the grid (what the columns vary).
+    :param path: where to save.
+    :param cell: inches per image.
+    :param pad: pixels between neighbouring images.
+    """
+    tiled = mosaic(images, ncol, pad)
+    rows = -(-len(images) // ncol)
+    fig = new_figure((cell * ncol + (0.9 if row_labels else 0.2), cell * rows + 0.3 + (0.3 if col_labels else 0)))
+    ax = fig.subplots()
+    ax.imshow(tiled, cmap="gray_r", vmin=0, vmax=1, extent=(-0.5, ncol - 0.5, rows - 0.5, -0.5))
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.tick_params(length=0, labelsize=8)
+    ax.set_yticks(range(rows) if row_labels else [], list(row_labels)[:rows] if row_labels else [])
+    ax.xaxis.set_ticks_position("top")
+    ax.set_xticks(range(ncol) if col_labels else [], list(col_labels)[:ncol] if col_labels else [])
+    if xlabel:
+        ax.set_xlabel(xlabel, fontsize=9)
+        ax.xaxis.set_label_position("bottom")
+    if title:
+        ax.set_title(title, fontsize=10, pad=18 if col_labels else 6)
+    return save(fig, path)
+
+
 def image_grid(
     images: torch.Tensor,
     nrow: int | None = None,
@@ -47,35 +115,17 @@ def image_grid(
     path: str | os.PathLike | None = None,
     cell: float = 0.7,
 ) -> Figure:
-    """A grid of images, ``nrow`` per row.
+    """A grid of images, ``nrow`` per row: :func:`labelled_grid` with a square default.
 
-    :param images: ``(N, 1, H, W)``, ``(N, H, W)`` or ``(N, H*W)`` in [0, 1].
+    :param images: ``(N, 1, H, W)``, ``(N, H, W)``, ``(N, H*W)`` or ``(N, 3, H, W)`` in [0, 1].
     :param nrow: images per row (default ``ceil(sqrt(N))``).
     :param title: figure title.
     :param row_labels: a label at the left of each row.
     :param path: where to save the PNG.
     :param cell: inches per image.
     """
-    imgs = _as_images(images)
-    n = len(imgs)
-    nrow = nrow or math.ceil(math.sqrt(n))
-    rows = math.ceil(n / nrow)
-    fig = new_figure((cell * nrow + (1.2 if row_labels else 0), cell * rows + 0.5))
-    axes = fig.subplots(rows, nrow, squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for s in ax.spines.values():
-            s.set_visible(False)
-        if i < n:
-            ax.imshow(imgs[i], cmap="gray_r" if imgs[i].dim() == 2 else None, vmin=0, vmax=1)
-    if row_labels:
-        for r, label in enumerate(row_labels[:rows]):
-            axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
-    if title:
-        fig.suptitle(title)
-    fig.subplots_adjust(wspace=0.05, hspace=0.05)
-    return save(fig, path)
+    ncol = nrow or math.ceil(math.sqrt(len(images)))
+    return labelled_grid(images, ncol, row_labels=row_labels, title=title, path=path, cell=cell)
 
 
 def reconstructions(
@@ -90,4 +140,4 @@ def reconstructions(
     for start in range(0, n, per_row):
         rows += [originals[start:start + per_row], recons[start:start + per_row]]
         labels += ["input", "recon"]
-    return image_grid(torch.cat(rows), nrow=per_row, title=title, row_labels=labels, path=path)
+    return labelled_grid(torch.cat(rows), per_row, row_labels=labels, title=title, path=path, cell=0.7)

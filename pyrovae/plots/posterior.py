@@ -1,57 +1,113 @@
-"""The true posterior of a 2-D latent against the guide: contour panels."""
+"""The true posterior of a 2-D latent against one or more guides: contour panels."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from matplotlib.figure import Figure
 
 from .images import _as_images, new_figure, save
 
+_LEVELS_SD = (1.0, 2.0)  # q's contours: the 1- and 2-standard-deviation ellipses
+
+
+def _q_levels(dens: torch.Tensor) -> list[float]:
+    # a Gaussian's density at r standard deviations is peak * exp(-r^2 / 2)
+    peak = float(dens.max())
+    return sorted(peak * math.exp(-r * r / 2) for r in _LEVELS_SD)
+
+
+def _panel(ax, g: Any, legend: bool) -> None:
+    """One grid: p(z|x) filled, q(z|x)'s 1- and 2-sd contours, both means, both KLs."""
+    q = g.log_q.exp()
+    ax.contourf(g.z0, g.z1, g.log_post.exp(), levels=10, cmap="Greys")
+    ax.contour(g.z0, g.z1, q, levels=_q_levels(q), colors="tab:red", linewidths=(0.8, 1.4))
+    ax.plot(float(g.mean[0]), float(g.mean[1]), "+", c="tab:blue", ms=8, label="E_p[z|x]")
+    ax.plot(float(g.q_loc[0]), float(g.q_loc[1]), "x", c="tab:red", ms=6, label="E_q[z]")
+    ax.text(0.02, 0.02, f"KL(q||p)={g.kl_q_p:.2f}\nKL(p||q)={g.kl_p_q:.2f}", transform=ax.transAxes,
+            fontsize=6, va="bottom", bbox={"fc": "white", "alpha": 0.7, "lw": 0})
+    ax.tick_params(labelsize=6)
+    ax.set_xlabel("z[0]", fontsize=7, labelpad=1)
+    ax.set_ylabel("z[1]", fontsize=7, labelpad=1)
+    if legend:
+        ax.legend(fontsize=6, loc="upper right", framealpha=0.7)
+
+
+def posterior_vs_guides(
+    images: torch.Tensor | None,
+    grids: Sequence[Sequence[Any]],
+    guide_names: Sequence[str],
+    path: str | os.PathLike | None = None,
+    title: str = "true posterior p(z|x) (grey) against each guide q(z|x) (red, 1 and 2 sd)",
+    per_row: int = 1,
+) -> Figure:
+    """The one posterior-against-guide figure: for each data point, the input, then each
+    guide's panel: the grid-normalised true posterior (filled), the guide's 1- and 2-sd
+    contours, both means, and both KL directions (by quadrature on the grid) in the corner.
+
+    :param images: ``(R, *x_shape)`` the inputs, or ``None`` for no image column.
+    :param grids: one list per guide of R :class:`pyrovae.inspect.PosteriorGrid` (as from
+        :func:`pyrovae.kl.guides.posterior_grids`).
+    :param guide_names: a title per guide column (``""`` for none).
+    :param path: where to save the PNG.
+    :param title: figure title.
+    :param per_row: data points side by side in one row of the figure.
+    """
+    if len(grids) != len(guide_names):
+        raise ValueError(f"got {len(grids)} grid lists but {len(guide_names)} guide names")
+    count = len(grids[0]) if grids else 0
+    if not count or any(len(g) != count for g in grids):
+        raise ValueError(f"every guide needs one grid per data point, got {[len(g) for g in grids]}")
+    imgs = _as_images(images) if images is not None else None
+    if imgs is not None and len(imgs) != count:
+        raise ValueError(f"got {len(imgs)} images for {count} grids")
+    per_row = max(1, min(per_row, count))
+    lead = [0.45] if imgs is not None else []
+    block = len(lead) + len(grids)  # columns per data point
+    rows = -(-count // per_row)
+    fig = new_figure((per_row * ((1.2 if lead else 0.2) + 2.6 * len(grids)), 2.4 * rows + 0.6))
+    axes = fig.subplots(rows, per_row * block, squeeze=False,
+                        gridspec_kw={"width_ratios": (lead + [1] * len(grids)) * per_row})
+    for ax in axes.flat:
+        ax.set_visible(False)
+    for r in range(count):
+        row, slot = divmod(r, per_row)
+        cells = list(axes[row, slot * block:(slot + 1) * block])
+        for ax in cells:
+            ax.set_visible(True)
+        if imgs is not None:
+            ax = cells.pop(0)
+            ax.imshow(imgs[r], cmap="gray_r" if imgs[r].dim() == 2 else None, vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        for c, (ax, column, name) in enumerate(zip(cells, grids, guide_names)):
+            _panel(ax, column[r], legend=r == 0 and c == 0)
+            if row == 0 and name:
+                ax.set_title(name, fontsize=9)
+    height = fig.get_figheight()
+    # fixed margins in inches: the title sits close above the column titles at any row count
+    fig.subplots_adjust(top=1 - 0.75 / height, bottom=0.45 / height, hspace=0.4, wspace=0.6)
+    fig.suptitle(title, fontsize=10, y=1 - 0.12 / height, va="top")
+    return save(fig, path)
+
 
 def posterior_contours(
     grids: Sequence,
     inputs: torch.Tensor | None = None,
-    title: str = "true posterior p(z|x) (filled) vs guide q(z|x) (red lines)",
+    title: str = "true posterior p(z|x) (grey) vs guide q(z|x) (red, 1 and 2 sd)",
     path: str | os.PathLike | None = None,
     ncol: int = 3,
 ) -> Figure:
-    """One panel per input: filled contours of the grid-normalised p(z|x), q(z|x)'s contours
-    on top, both KL directions in the panel title, and the input as an inset.
+    """One guide's panels, ``ncol`` inputs per row: :func:`posterior_vs_guides` with one guide.
 
-    :param grids: :class:`pyrovae.inspect.PosteriorGrid` objects.
-    :param inputs: the inputs ``(len(grids), *x_shape)`` for the insets.
+    :param grids: :class:`pyrovae.inspect.PosteriorGrid` objects, one per input.
+    :param inputs: the inputs ``(len(grids), *x_shape)``, drawn beside their panels.
     :param title: figure title.
     :param path: where to save.
-    :param ncol: panels per row.
+    :param ncol: inputs per row.
     """
-    ncol = min(ncol, len(grids))
-    nrow = -(-len(grids) // ncol)
-    fig = new_figure((3.6 * ncol, 3.5 * nrow + 0.5))
-    axes = fig.subplots(nrow, ncol, squeeze=False)
-    imgs = _as_images(inputs) if inputs is not None else None
-    for k, ax in enumerate(axes.flat):
-        if k >= len(grids):
-            ax.set_visible(False)
-            continue
-        g = grids[k]
-        p, q = g.log_post.exp(), g.log_q.exp()
-        ax.contourf(g.z0, g.z1, p, levels=12, cmap="Blues")
-        ax.contour(g.z0, g.z1, q, levels=6, colors="red", linewidths=0.9)
-        ax.plot(float(g.mean[0]), float(g.mean[1]), "b+", ms=8, label="E_p[z|x]")
-        ax.plot(float(g.q_loc[0]), float(g.q_loc[1]), "rx", ms=6, label="E_q[z]")
-        ax.set_title(f"KL(q||p) = {g.kl_q_p:.3f}, KL(p||q) = {g.kl_p_q:.3f}", fontsize=8)
-        ax.set_xlabel("z[0]")
-        ax.set_ylabel("z[1]")
-        if imgs is not None and imgs[k].dim() == 2:
-            inset = ax.inset_axes([0.0, 0.75, 0.25, 0.25])
-            inset.imshow(imgs[k], cmap="gray_r", vmin=0, vmax=1)
-            inset.set_xticks([])
-            inset.set_yticks([])
-        if k == 0:
-            ax.legend(fontsize=6, loc="lower right")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return save(fig, path)
+    return posterior_vs_guides(inputs, [grids], [""], path=path, title=title, per_row=ncol)
