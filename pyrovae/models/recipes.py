@@ -68,10 +68,10 @@ class Recipe(VAEConfig):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.num_particles is not None and self.num_particles < 1:
             raise ValueError(f"num_particles must be >= 1, got {self.num_particles!r}")
-        for name in ("lr", "final_lr"):
-            value = getattr(self, name)
-            if value is not None and not 0 < value < float("inf"):
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if not 0 <= self.lr < float("inf"):  # 0 is allowed: it scores loaded weights unchanged
+            raise ValueError(f"lr must be a number >= 0, got {self.lr!r}")
+        if self.final_lr is not None and not 0 < self.final_lr < float("inf"):
+            raise ValueError(f"final_lr must be a positive number, got {self.final_lr!r}")
         if self.warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs!r}")
 
