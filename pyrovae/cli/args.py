@@ -193,8 +193,8 @@ def add_data(group: Any, sources: bool = True) -> None:
                        help="folder of MNIST and the other named data sets (default $PYROVAE_DATA or ~/.cache/pyrovae)")
 
 
-def add_subset(group: Any, flag: str = "--subset", what: str = "train on the first N images only (quick runs)") -> None:
-    group.add_argument(flag, type=positive_int, default=None, help=what)
+def add_subset(group: Any, flag: str = "--subset", what: str = "train on the first N points only (quick runs)") -> None:
+    group.add_argument(flag, type=positive_int, default=None, metavar="N", help=what)
 
 
 def add_device(group: Any, default: str = "auto") -> None:

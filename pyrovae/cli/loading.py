@@ -62,8 +62,11 @@ def load_data(source: str | None, data_root: Path | None, image_size: tuple[int,
         keywords["source"], data_root = "mnist", folder
     if keywords.get("image_size") is not None:
         keywords["image_size"] = tuple(keywords["image_size"])
-    with user_errors("--data", DataSourceError, OSError, RuntimeError):
+    try:
         return load_source(**keywords, root=data_root)
+    except (DataSourceError, OSError, RuntimeError) as e:
+        hint = f" (to download MNIST into it: --data mnist --data-root {folder})" if folder and folder.is_dir() else ""
+        raise UsageError(f"--data: {e}{hint}") from e
 
 
 def test_data(vae: VAE, n: int | None, args: argparse.Namespace,

@@ -56,8 +56,7 @@ def read_image_folder(folder: Path, image_size: tuple[int, int] | None, notes: l
     """
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if len(files) < 2:
-        raise _error(f"{folder} holds {len(files)} {'/'.join(IMAGE_SUFFIXES)} image(s); a data set needs at least 2 "
-                     "(a folder of MNIST's own idx files is the source 'mnist' with that folder as its root)")
+        raise _error(f"{folder} holds {len(files)} {'/'.join(IMAGE_SUFFIXES)} image(s); a data set needs at least 2")
     images = [_open(f, image_size) for f in files]
     sizes = sorted({im.shape[:2] for im in images})
     if len(sizes) > 1:
