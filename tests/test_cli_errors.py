@@ -52,7 +52,7 @@ def a_file(tmp_path):
     (["train", "--epochs", "0"], "--epochs: epochs must be a positive integer"),
     (["train", "--batch-size", "0"], "--batch-size: batch_size must be a positive integer"),
     (["train", "--z-dim", "0"], "--z-dim: z_dim must be a positive integer"),
-    (["train", "--lr", "-1"], "--lr: lr must be a finite number >= 0"),
+    (["train", "--lr", "-1"], "--lr: lr must be a number >= 0"),
     (["train", "--particles", "0"], "--particles: num_particles must be >= 1"),
     (["train", "--num-components", "0"], "--num-components: num_components must be a positive integer"),
     (["train", "--hidden", "512,x"], "--hidden takes comma-separated integers"),

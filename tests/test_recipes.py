@@ -86,7 +86,7 @@ def test_replace_and_get_recipe_check_names_and_values():
         get_recipe("nope")
     for field, bad, match in [("epochs", 0, "epochs must be a positive integer"),
                               ("batch_size", -1, "batch_size must be a positive integer"),
-                              ("lr", -1.0, "lr must be a finite number >= 0"),
+                              ("lr", -1.0, "lr must be a number >= 0"),
                               ("final_lr", 0.0, "final_lr must be a positive number"),
                               ("num_particles", 0, "num_particles must be >= 1"),
                               ("z_dim", 0, "z_dim must be a positive integer"),

@@ -106,7 +106,7 @@ MODEL_FLAGS: dict[str, tuple[str, dict[str, Any], str]] = {
 TRAINING_FLAGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "epochs": ("--epochs", {"type": positive_int}, "passes over the training set"),
     "batch_size": ("--batch-size", {"type": positive_int}, "examples per step"),
-    "lr": ("--lr", {"type": positive_float}, "Adam learning rate"),
+    "lr": ("--lr", {"type": nonnegative_float}, "Adam learning rate (0: the weights stay as they are)"),
     "final_lr": ("--final-lr", {"type": positive_float},
                  "decay the learning rate geometrically to this value at the last epoch; none: constant"),
     "loss": ("--loss", {"choices": LOSSES}, ("objective: Trace_ELBO, TraceMeanField_ELBO (analytic KL), "
@@ -157,22 +157,44 @@ def recipe_changes(args: argparse.Namespace) -> dict[str, Any]:
     return changes
 
 
-def check_data_folder(path: Path | None) -> None:
-    """Refuse a ``--data`` that is a file where a folder is expected (MNIST's data folder).
+def image_size(text: str) -> tuple[int, int]:
+    """``"28"`` -> ``(28, 28)``; ``"32x24"`` or ``"32,24"`` -> ``(32, 24)`` (height, width)."""
+    parts = text.lower().replace("x", ",").split(",")
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        size = ()
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2 or min(size) < 1:
+        raise argparse.ArgumentTypeError(f"expected a size like 28 or 32x24 (height x width), got {text!r}")
+    return size
+
+
+def check_data_folder(path: Path | None, flag: str = "--data-root") -> None:
+    """Refuse a data folder that is a file.
 
     :raises UsageError: naming the path and what it should be.
     """
     if path is not None and Path(path).exists() and not Path(path).is_dir():
-        raise UsageError(f"--data {path} is a file; for MNIST it must be a folder (the one that holds MNIST/raw/, "
-                         "or an empty one to download into)")
+        raise UsageError(f"{flag} {path} is a file; it must be a folder (the one that holds MNIST/raw/ and the "
+                         "other named data sets, or an empty one to download into)")
 
 
-def add_data(group: Any, what: str = "MNIST folder (default $PYROVAE_DATA or ~/.cache/pyrovae)") -> None:
-    group.add_argument("--data", type=Path, default=None, help=what)
+def add_data(group: Any, sources: bool = True) -> None:
+    """``--data SOURCE`` (with ``sources``), ``--data-root DIR`` and ``--image-size``."""
+    if sources:
+        group.add_argument("--data", default=None, metavar="SOURCE",
+                           help="mnist (default), fashion-mnist, kmnist, cifar10, a .npy/.npz/.pt file of images "
+                                "(N, C, H, W) / (N, H, W) or a table (N, D), or a folder of PNG/JPEG images")
+        group.add_argument("--image-size", type=image_size, default=None, metavar="H[xW]",
+                           help="resize the images to this size (needed for a folder of mixed sizes)")
+    group.add_argument("--data-root", type=Path, default=None, metavar="DIR",
+                       help="folder of MNIST and the other named data sets (default $PYROVAE_DATA or ~/.cache/pyrovae)")
 
 
-def add_subset(group: Any, flag: str = "--subset", what: str = "train on the first N images only (quick runs)") -> None:
-    group.add_argument(flag, type=positive_int, default=None, help=what)
+def add_subset(group: Any, flag: str = "--subset", what: str = "train on the first N points only (quick runs)") -> None:
+    group.add_argument(flag, type=positive_int, default=None, metavar="N", help=what)
 
 
 def add_device(group: Any, default: str = "auto") -> None:

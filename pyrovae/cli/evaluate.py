@@ -19,11 +19,11 @@ HELP = "ELBO terms, log p(x) and collapse diagnostics of a checkpoint, as JSON"
 def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", type=Path, help="a checkpoint.pt written by pyrovae train, or its run folder")
     p.add_argument("--samples", type=int, default=5000, help="importance samples K for log p(x) (default %(default)s)")
-    p.add_argument("--n", type=int, default=1000, help="test images to evaluate (default %(default)s; 10000 = all)")
+    p.add_argument("--n", type=int, default=1000, help="test points to evaluate (default %(default)s; 10000 = all of MNIST's)")
     p.add_argument("--batch-size", type=cli_args.positive_int, default=100,
                    help="data points per batch of log p(x) (default %(default)s)")
     cli_args.add_out(p, None, "JSON file to write, or a folder for evaluation.json (default: next to the checkpoint)")
-    cli_args.add_data(p, "MNIST folder")
+    cli_args.add_data(p)
     cli_args.add_device(p)
     cli_args.add_seed(p)
 
@@ -43,16 +43,16 @@ def output_file(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Evaluate a checkpoint on the first ``--n`` test images; print and save JSON."""
+    """Evaluate a checkpoint on the first ``--n`` test points of its data; print and save JSON."""
     if args.samples < 2 or args.n < 2:
         raise UsageError(f"--samples and --n must be >= 2, got {args.samples} and {args.n}")
     out = output_file(args)
-    cli_args.check_data_folder(args.data)
     vae = load_model(args.checkpoint, args.device, args.seed)
-    x, _ = test_data(vae, args.n, args.data, args.seed)
-    summary = {"checkpoint": str(args.checkpoint), **evaluation_summary(vae, x, args.samples, args.batch_size)}
+    x, _, src = test_data(vae, args.n, args, args.seed)
+    summary = {"checkpoint": str(args.checkpoint), "data": src.spec,
+               **evaluation_summary(vae, x, args.samples, args.batch_size)}
     write_json(out, summary)
-    print(f"on {summary['n']} test images: ELBO {summary['elbo']:.2f} = recon {summary['recon']:.2f} - KL {summary['kl']:.2f} "
+    print(f"on {summary['n']} test points of {src.spec['source']}: ELBO {summary['elbo']:.2f} = recon {summary['recon']:.2f} - KL {summary['kl']:.2f} "
           f"({summary['kl_method']} KL)")
     print(f"log p(x) {summary['log_px']:.2f} ± {summary['log_px_stderr']:.2f} nats (K={args.samples}, "
           f"{summary['log_px_seconds']:.1f}s); ELBO gap {summary['elbo_gap']:.2f}")

@@ -68,7 +68,7 @@ def add_compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--digits", type=cli_args.nonnegative_int, default=6,
                    help="test digits in the posterior figure (default %(default)s)")
     cli_args.add_device(p, "cpu")
-    cli_args.add_data(p)
+    cli_args.add_data(p, sources=False)
 
 
 def run_compare(args: argparse.Namespace) -> dict:
@@ -78,10 +78,9 @@ def run_compare(args: argparse.Namespace) -> dict:
     from ..kl import guides as kl_compare
 
     outdir.check_folder(args.out)
-    cli_args.check_data_folder(args.data)
     if args.threads:
         torch.set_num_threads(args.threads)
-    train, test = load_mnist(args.data)
+    train, test = load_mnist(args.data_root)
     x_train = train.images[: args.subset] if args.subset else train.images
     x_test = test.images[: args.test_subset] if args.test_subset else test.images
     t0 = time.perf_counter()

@@ -1,12 +1,15 @@
-"""Loading what ``pyrovae evaluate`` and ``pyrovae inspect`` work on: a checkpoint's model and
-the test data as that model sees them."""
+"""Loading what the commands work on: the data a ``--data SOURCE`` names, and a checkpoint's
+model with the test data it was trained against (the checkpoint records its data source)."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from ..data.sources import DataSource, DataSourceError, load_source
 from ..models import VAE
 from .errors import UsageError, user_errors
 
@@ -31,25 +34,57 @@ def load_model(checkpoint: Path, device: str, seed: int) -> VAE:
     return vae.eval()
 
 
-def load_mnist(data_dir: Path | None):
+def load_mnist(data_root: Path | None):
     """:func:`pyrovae.data.load_mnist`, its failures (offline, bad folder) as one-line usage errors."""
     from .. import data
+    from .args import check_data_folder
 
-    with user_errors("cannot load MNIST (--data)", OSError, RuntimeError, ValueError):
-        return data.load_mnist(data_dir)
+    check_data_folder(data_root)
+    with user_errors("cannot load MNIST (--data-root)", OSError, RuntimeError, ValueError):
+        return data.load_mnist(data_root)
 
 
-def test_data(vae: VAE, n: int | None, data_dir: Path | None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``n`` MNIST test images and labels, binarised once when the likelihood is binary.
+def load_data(source: str | None, data_root: Path | None, image_size: tuple[int, int] | None = None,
+              spec: dict[str, Any] | None = None) -> DataSource:
+    """The :class:`DataSource` of ``--data`` (or of a checkpoint's recorded ``spec``).
+
+    A ``--data`` folder that holds ``MNIST/raw`` is MNIST with that folder as its root, as
+    ``--data`` meant before other sources existed.
+
+    :raises UsageError: for a source that cannot be read, naming why and the fix.
+    """
+    from .args import check_data_folder
+
+    check_data_folder(data_root)
+    keywords = dict(spec or {"source": source, "image_size": image_size})
+    folder = Path(str(keywords["source"])).expanduser() if keywords["source"] else None
+    if folder is not None and (folder / "MNIST" / "raw").is_dir():
+        keywords["source"], data_root = "mnist", folder
+    if keywords.get("image_size") is not None:
+        keywords["image_size"] = tuple(keywords["image_size"])
+    try:
+        return load_source(**keywords, root=data_root)
+    except (DataSourceError, OSError, RuntimeError) as e:
+        hint = f" (to download MNIST into it: --data mnist --data-root {folder})" if folder and folder.is_dir() else ""
+        raise UsageError(f"--data: {e}{hint}") from e
+
+
+def test_data(vae: VAE, n: int | None, args: argparse.Namespace,
+              seed: int = 0) -> tuple[torch.Tensor, torch.Tensor | None, DataSource]:
+    """The first ``n`` test points of the model's data source (``--data`` if given, else the one
+    the checkpoint records, else MNIST) and their labels (or ``None``), binarised once when the
+    likelihood is binary; and the source.
 
     :raises UsageError: when the data cannot be loaded or the model expects another shape.
     """
     from .. import data
 
-    _, test = load_mnist(data_dir)
-    x, y = test.images[:n], test.labels[:n]
+    spec = None if args.data else (vae.config or {}).get("extra", {}).get("data")
+    src = load_data(args.data, args.data_root, getattr(args, "image_size", None), spec)
+    x, y = src.test[:n], None if src.test_labels is None else src.test_labels[:n]
     if vae.x_shape is not None and tuple(x.shape[1:]) != vae.x_shape:
-        raise UsageError(f"the checkpoint's model expects x_shape {vae.x_shape}; MNIST is {tuple(x.shape[1:])}")
+        raise UsageError(f"the checkpoint's model expects points of shape {vae.x_shape}; {src.spec['source']} has "
+                         f"{tuple(x.shape[1:])} (pass the --data it was trained on)")
     if getattr(vae.likelihood, "binary", False):
         x = data.binarize(x, "static", seed=seed)  # the fixed test binarisation fit uses
-    return x, y
+    return x, y, src

@@ -25,6 +25,9 @@ TWO_D_ONLY = ("manifold", "true_posterior")
 #: the figures ``pyrovae train`` writes next to its checkpoint
 TRAIN_FIGURES = ("samples", "reconstructions", "latent")
 
+#: the figures that apply to a table (data points that are not images)
+TABLE_FIGURES = ("latent", "bubbles", "unit_activity")
+
 
 def evaluation_summary(vae: VAE, x: torch.Tensor, num_samples: int = 5000, batch_size: int = 100) -> dict:
     """All evaluation numbers for ``x`` as a JSON-able dict (means over the data points).
@@ -62,7 +65,9 @@ def evaluation_summary(vae: VAE, x: torch.Tensor, num_samples: int = 5000, batch
     }
 
 
-def _first_of(labels: torch.Tensor, digit: int, default: int) -> int:
+def _first_of(labels: torch.Tensor | None, digit: int, default: int) -> int:
+    if labels is None:
+        return default
     hits = (labels == digit).nonzero()
     return int(hits[0, 0]) if len(hits) else default
 
@@ -73,7 +78,7 @@ class _Figures:
 
     vae: VAE
     x: torch.Tensor  # (N, *x_shape) on the model's device
-    labels: torch.Tensor  # (N,)
+    labels: torch.Tensor | None  # (N,), or None for unlabelled data
     out: Path
     seed: int
     paths: dict[str, Path] = field(default_factory=dict)
@@ -135,10 +140,12 @@ def _bubbles(f: _Figures) -> None:
 
 def _interpolation(f: _Figures, steps: int = 10) -> None:
     i3, i8 = _first_of(f.labels, 3, 0), _first_of(f.labels, 8, 1)
+    digits = f.labels is not None and int(f.labels[i3]) == 3 and int(f.labels[i8]) == 8
     strips = [inspect.interpolate_inputs(f.vae, f.x[i3], f.x[i8], steps, m) for m in ("linear", "spherical")]
     plots.labelled_grid(torch.cat(strips), ncol=steps, row_labels=["linear", "spherical"],
                         col_labels=[f"t={t:.2f}" for t in torch.linspace(0, 1, steps).tolist()],
-                        title="morphing a 3 into an 8 through the latent space", path=f.path("interpolation"))
+                        title=f"morphing {'a 3 into an 8' if digits else f'input {i3} into input {i8}'} through the "
+                              "latent space", path=f.path("interpolation"))
 
 
 def _traversal(f: _Figures) -> None:
@@ -152,11 +159,14 @@ def _traversal(f: _Figures) -> None:
 def _attribute_thickness(f: _Figures, amounts: tuple[float, ...] = (-2.0, -1.0, 0.0, 1.0, 2.0)) -> None:
     vec = inspect.thickness_vector(f.codes.loc.to(f.x.device), f.x, f.labels)
     plots.labelled_grid(inspect.apply_attribute(f.vae, f.x[:6], vec, amounts), ncol=len(amounts),
-                        col_labels=[f"{a:+g}×v" for a in amounts], row_labels=[str(int(v)) for v in f.labels[:6]],
+                        col_labels=[f"{a:+g}×v" for a in amounts],
+                        row_labels=None if f.labels is None else [str(int(v)) for v in f.labels[:6]],
                         title="stroke-thickness vector v added to each code", path=f.path("attribute_thickness"))
 
 
 def _class_vector(f: _Figures, amounts: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)) -> str | None:
+    if f.labels is None:
+        return "the data has no labels"
     threes = (f.labels == 3).nonzero()[:6, 0]
     if not len(threes) or not (f.labels == 8).any():
         return "the data has no 3s or no 8s"
@@ -222,13 +232,13 @@ FIGURES: dict[str, Callable[[_Figures], str | None]] = {
 
 
 @torch.no_grad()
-def inspection_figures(vae: VAE, x: torch.Tensor, labels: torch.Tensor, out: str | Path, seed: int = 0,
+def inspection_figures(vae: VAE, x: torch.Tensor, labels: torch.Tensor | None, out: str | Path, seed: int = 0,
                        names: Iterable[str] | None = None) -> tuple[dict[str, Path], list[str]]:
     """Write every figure that applies to ``vae`` (or only ``names``) into ``out``.
 
     :param vae: the model.
     :param x: inputs ``(N, *x_shape)`` as the model sees data (N ≥ 100 is sensible).
-    :param labels: ``(N,)`` digit labels.
+    :param labels: ``(N,)`` class labels (digits for MNIST), or ``None``.
     :param out: the folder.
     :param seed: RNG seed for the sampled figures.
     :param names: the figures to draw, a subset of :data:`FIGURES` (default: all).

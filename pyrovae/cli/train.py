@@ -1,6 +1,11 @@
 """``pyrovae train``: train a VAE from a named recipe and write a checkpoint, ``metrics.json``
 and figures to an output folder.
 
+``--data SOURCE`` is MNIST (the default), a torchvision data set, a tensor file or a folder
+of images (:mod:`pyrovae.data.sources`). The data decide the model's input shape and, unless
+a flag says otherwise, its likelihood (:func:`data_settings`); the checkpoint records the
+source, so ``pyrovae evaluate`` and ``inspect`` score the same test split.
+
 The run starts from ``--recipe`` (default ``default``, see :mod:`pyrovae.models.recipes`);
 every flag given explicitly overrides that one field of the recipe, and ``pyrovae train``
 with no flags is the default recipe as it stands.
@@ -17,15 +22,16 @@ import pyro
 import torch
 
 from .._util.files import write_json
+from ..data.sources import DataSource
 from ..models import VAE, build_vae
 from ..models.recipes import RECIPES, Recipe, get_recipe, init_from_data
 from . import args as cli_args
 from . import outdir
-from .errors import Interrupted, UsageError
-from .loading import load_mnist
+from .errors import Interrupted, UsageError, user_errors
+from .loading import load_data
 from .report import TRAIN_FIGURES, inspection_figures
 
-HELP = "train a VAE on MNIST from a recipe; write checkpoint, metrics.json and figures"
+HELP = "train a VAE from a recipe on MNIST or your own data; write checkpoint, metrics.json and figures"
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -49,18 +55,37 @@ def add_args(p: argparse.ArgumentParser) -> None:
     output.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
-def recipe_from_args(args: argparse.Namespace) -> Recipe:
-    """``--recipe`` with the explicitly given flags applied.
+def recipe_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Recipe:
+    """``--recipe`` with ``base`` (what the data imply) and then the explicit flags applied.
 
     :raises UsageError: for a value the recipe refuses (``--epochs 0``, ``--lr -1``, ...).
     """
     changes = cli_args.recipe_changes(args)
     try:
-        return get_recipe(args.recipe, **changes)
+        return get_recipe(args.recipe, **{**(base or {}), **changes})
     except ValueError as e:  # name the flag: "--epochs: epochs must be a positive integer, got 0"
         flags = {dest: spec[0] for dest, spec in {**cli_args.MODEL_FLAGS, **cli_args.TRAINING_FLAGS}.items()}
         field = next((dest for dest in changes if str(e).startswith(dest + " ")), None)
         raise UsageError(f"{flags[field]}: {e}" if field else str(e)) from None
+
+
+def data_settings(src: DataSource) -> tuple[dict[str, Any], str]:
+    """The recipe fields a data source implies, and why: its shape, its record (so that the
+    checkpoint knows its data), and a likelihood that fits its values (Bernoulli only for
+    binary data; MNIST keeps the recipe's Bernoulli with binarisation)."""
+    if src.spec["source"] == "mnist":
+        resized = src.spec["image_size"] is not None
+        return ({"x_shape": src.x_shape, "extra": {"data": src.spec}} if resized else {}), ""
+    fields: dict[str, Any] = {"x_shape": src.x_shape, "extra": {"data": src.spec}, "binarize": None}
+    if src.binary:
+        fields["likelihood"], why = "bernoulli", "binary data"
+    elif src.kind == "images" and src.unit_interval:
+        fields["likelihood"], why = "continuous_bernoulli", "grey levels in [0, 1]"
+    else:
+        fields["likelihood"], why = "gaussian", "real values"
+    if src.kind == "table":
+        fields["net"] = "mlp"
+    return fields, why
 
 
 def fit_recipe(vae: VAE, recipe: Recipe, x_train: torch.Tensor, x_test: torch.Tensor | None = None, **keywords: Any):
@@ -75,39 +100,62 @@ def fit_recipe(vae: VAE, recipe: Recipe, x_train: torch.Tensor, x_test: torch.Te
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Check the flags and ``--out``, take the folder's lock, then train (:func:`train`).
+    """Check the flags, ``--out`` and ``--data``, take the folder's lock, then train.
 
-    :raises UsageError: for bad flags or paths, before any training.
+    :raises UsageError: for bad flags, paths or data, before any training.
     :raises Interrupted: on Ctrl-C, saying which checkpoint is kept and how to resume it.
     """
-    recipe = recipe_from_args(args)
+    try:
+        return _checked_run(args)
+    except KeyboardInterrupt:
+        checkpoint = Path(args.out) / "checkpoint.pt"
+        raise Interrupted(outdir.interrupted_message(checkpoint, getattr(args, "argv", ["train"]))) from None
+
+
+def _checked_run(args: argparse.Namespace) -> dict:
+    recipe_from_args(args)  # the flags first, before any data is read
     out = Path(args.out)
     outdir.check_folder(out, "--out")
-    cli_args.check_data_folder(args.data)
+    src = load_data(args.data, args.data_root, args.image_size)
+    fields, why = data_settings(src)
+    recipe = recipe_from_args(args, fields)
+    _report_data(src, fields, why, cli_args.recipe_changes(args))
     out.mkdir(parents=True, exist_ok=True)
     with outdir.RunLock(out) as lock:
         if lock.took_over:
             print(f"note: took over {lock.path} from PID {lock.took_over}, which is no longer running")
-        checkpoint = out / "checkpoint.pt"
-        _, notes = outdir.check_checkpoint(checkpoint, recipe.model_config().to_dict(), recipe.training(),
+        _, notes = outdir.check_checkpoint(out / "checkpoint.pt", recipe.model_config().to_dict(), recipe.training(),
                                            resume=args.resume, overwrite=args.overwrite)
         for note in notes:
             print(note)
-        try:
-            return train(args, recipe, out)
-        except KeyboardInterrupt:
-            raise Interrupted(outdir.interrupted_message(checkpoint, getattr(args, "argv", ["train"]))) from None
+        return train(args, recipe, src, out)
 
 
-def train(args: argparse.Namespace, recipe: Recipe, out: Path) -> dict:
-    """Train ``recipe`` on MNIST and write checkpoint, metrics and figures to ``out``."""
+def _report_data(src: DataSource, fields: dict[str, Any], why: str, explicit: dict[str, Any]) -> None:
+    if not fields:
+        return  # plain MNIST: the recipe as it stands
+    print(f"data: {src.describe()}")
+    for note in src.notes:
+        print(f"  {note}")
+    picked = {k: v for k, v in fields.items() if k in ("likelihood", "binarize", "net") and k not in explicit}
+    if picked:
+        shown = ", ".join(f"{k} {'none' if v is None else v}" for k, v in picked.items())
+        flags = "/".join(f"--{k}" for k in picked)
+        print(f"picked for {why}: {shown} (override with {flags})")
+
+
+def train(args: argparse.Namespace, recipe: Recipe, src: DataSource, out: Path) -> dict:
+    """Train ``recipe`` on ``src`` and write checkpoint, metrics and figures to ``out``."""
     from .. import data
+    from ..train import check_training_data
 
-    train_set, test_set = load_mnist(args.data)
-    x_train = train_set.images[: args.subset] if args.subset else train_set.images
-    x_test, y_test = test_set.images[: args.subset], test_set.labels[: args.subset]
+    x_train, x_test = src.train[: args.subset], src.test[: args.subset]
+    y_test = None if src.test_labels is None else src.test_labels[: args.subset]
     pyro.set_rng_seed(recipe.seed)  # the initial weights too, so a run is repeatable
-    vae = build_vae(recipe)
+    with user_errors("the model", ValueError):
+        vae = build_vae(recipe)
+    with user_errors(f"--data {src.spec['source']}", ValueError):
+        check_training_data(vae, x_train, recipe.binarize, "the training data")
     init_from_data(vae, x_train)
     t0 = time.perf_counter()
     history = fit_recipe(vae, recipe, x_train, x_test, device=args.device, checkpoint=out / "checkpoint.pt",
@@ -117,6 +165,7 @@ def train(args: argparse.Namespace, recipe: Recipe, out: Path) -> dict:
         "recipe": args.recipe,
         "config": recipe.model_config().to_dict(),
         "train": {**recipe.training(), "subset": args.subset},
+        "data": src.spec,
         "device": str(next(vae.parameters()).device),
         "wall_seconds": wall,
         "final_test_elbo": history.test_elbo[-1] if len(history) else None,
@@ -125,6 +174,7 @@ def train(args: argparse.Namespace, recipe: Recipe, out: Path) -> dict:
     write_json(out / "metrics.json", metrics)
     if recipe.binarize is not None:
         x_test = data.binarize(x_test, "static", seed=0)  # as fit scores it
-    inspection_figures(vae, x_test, y_test, out, seed=recipe.seed, names=TRAIN_FIGURES)
+    names = TRAIN_FIGURES if src.kind == "images" else ("latent",)
+    inspection_figures(vae, x_test, y_test, out, seed=recipe.seed, names=names)
     print(f"test ELBO {metrics['final_test_elbo']:.2f} nats after {recipe.epochs} epochs ({wall:.0f}s); wrote {out}/")
     return metrics

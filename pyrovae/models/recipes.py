@@ -68,9 +68,8 @@ class Recipe(VAEConfig):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.num_particles is not None and self.num_particles < 1:
             raise ValueError(f"num_particles must be >= 1, got {self.num_particles!r}")
-        # lr = 0 freezes the weights (a way to score a loaded checkpoint); final_lr decays towards > 0
-        if not 0 <= self.lr < float("inf"):
-            raise ValueError(f"lr must be a finite number >= 0, got {self.lr!r}")
+        if not 0 <= self.lr < float("inf"):  # 0 is allowed: it scores loaded weights unchanged
+            raise ValueError(f"lr must be a number >= 0, got {self.lr!r}")
         if self.final_lr is not None and not 0 < self.final_lr < float("inf"):
             raise ValueError(f"final_lr must be a positive number, got {self.final_lr!r}")
         if self.warmup_epochs < 0:
