@@ -81,7 +81,7 @@ class SVIStep:
 
     def __init__(self, model: Callable, guide: Callable, loss: ELBO, optim: PyroOptim, *, num_data: int) -> None:
         self.svi = SVI(model, guide, optim, loss)
-        self.optimizer, self.num_data = optim, num_data
+        self.model, self.guide, self.loss, self.optimizer, self.num_data = model, guide, loss, optim, num_data
 
     def __call__(self, *batch: torch.Tensor) -> float:
         """Train on one batch; returns its loss (a float: ``SVI.step`` synchronises)."""

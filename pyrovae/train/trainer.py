@@ -17,6 +17,7 @@ the host synchronises only every ``check_every`` steps to look for a non-finite 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -39,6 +40,7 @@ from .callbacks import Callback, as_callbacks, step_hook
 from .checks import as_tensor, check_training_data
 from .config import TrainConfig
 from .history import History
+from .rng import isolate_first_calls, reads_param_store, seed_epoch
 from .schedules import beta_at
 from .steps import TorchFactory, make_step
 
@@ -62,14 +64,6 @@ class TestStats(NamedTuple):
     recon: float  # E_q[log p(x|z)]
     kl: float  # KL(q(z|x) || p(z))
     elbo: float  # recon - kl
-
-
-def seed_epoch(seed: int | None, epoch: int, rank: int = 0) -> None:
-    """Seed Pyro/torch for ``epoch`` (nothing when ``seed`` is ``None``)."""
-    # every epoch starts from a known RNG state, so a resumed run repeats the original exactly;
-    # distributed ranks draw different noise (their parameters stay equal: the gradients are)
-    if seed is not None:
-        pyro.set_rng_seed(seed * 100003 + epoch + 7919 * rank)
 
 
 class Trainer:
@@ -109,6 +103,7 @@ class Trainer:
         self.progress = config.progress and self.rank == 0
         self.history, self.start_epoch, self.global_step = History(), 0, 0
         self.should_stop = False  # a callback sets it to end training
+        self.last_good: int | None = None  # epoch of the last checkpoint this run wrote or resumed from
         self.x_test: torch.Tensor | None = None
 
     # -- preparation ------------------------------------------------------------------------
@@ -138,7 +133,14 @@ class Trainer:
         self.step = make_step(vae, self.loss, self.optim, cfg.lr, num_data=self.num_data, world=self.world)
         self.optimizer = self.step.optimizer
         self.step_hook = step_hook(self.callbacks)
+        # what _check_finite looks at: parameters and floating-point buffers (e.g. running statistics)
+        self._watched = list(vae.parameters()) + [b for b in vae.buffers() if b.is_floating_point()]
+        isolate_first_calls(self.step, vae, self.device, self._first_batch, self._step_context)
         return self
+
+    def _first_batch(self) -> tuple:
+        batch = next(iter(self.loader))
+        return batch if isinstance(batch, tuple) else (batch,)
 
     def _binarized(self, x: torch.Tensor, seed: int | None) -> torch.Tensor:
         return binarize_images(x, "static", seed=seed) if self.config.binarize is not None else x
@@ -178,10 +180,11 @@ class Trainer:
         ckpt.load_into(self.vae, payload, path=self.checkpoint)
         self.vae.to(self.device)
         # pyro.optim keeps the state until its per-parameter optimisers are created lazily
-        ckpt.load_optimizer_state(self.optimizer, payload["optimizer"])
+        ckpt.load_optimizer_state(self.optimizer, payload["optimizer"], path=self.checkpoint)
         self.history = History.from_dict(payload["history"])
         self.start_epoch = int(payload["epoch"])
         self.global_step = self.start_epoch * self.steps_per_epoch
+        self.last_good = self.start_epoch
         return self
 
     # -- the loop ---------------------------------------------------------------------------
@@ -197,7 +200,7 @@ class Trainer:
             if self.should_stop:
                 break
             stats = self.train_epoch(epoch)
-            self.end_epoch(epoch, stats, self.evaluate())
+            self.end_epoch(epoch, stats, self.evaluate(epoch))
         self.vae.eval()
         for cb in self.callbacks:
             cb.on_train_end(self)
@@ -206,15 +209,12 @@ class Trainer:
     def train_epoch(self, epoch: int) -> EpochStats:
         """One pass over the loader, seeded for ``epoch``, with the learning rate and β it has."""
         cfg, n_steps = self.config, self.steps_per_epoch
-        seed_epoch(cfg.seed, epoch, self.rank)
-        self._set_lr(epoch)
-        self._set_beta()
-        self.vae.train()
+        self._begin_epoch(epoch)
         losses = torch.zeros(n_steps, device=self.device)  # (steps,) per-step loss, kept on the device
         bar = tqdm(self.loader, total=n_steps, desc=f"epoch {epoch}/{cfg.epochs}", disable=not self.progress,
                    leave=False)
         done, t0 = 0, time.perf_counter()
-        with pyro.validation_enabled(cfg.validate), self._registration():
+        with self._step_context():
             for i, batch in enumerate(bar):
                 if self.global_step <= self.warmup_steps:  # the warm-up, and its end
                     self._set_beta(self.global_step)
@@ -223,11 +223,13 @@ class Trainer:
                 self.global_step += 1
                 done = i + 1
                 if done % cfg.check_every == 0 or done == n_steps:
-                    self._check_losses(losses[:done], epoch, bar)
+                    self._check_finite(losses, done, epoch, bar)
                 if self.step_hook is not None:
                     self.step_hook(self, self.global_step, value)
                     if self.should_stop:
                         break
+        if done % cfg.check_every and done < n_steps:  # stopped early: check the steps since the last check
+            self._check_finite(losses, done, epoch, bar)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - t0
@@ -235,6 +237,12 @@ class Trainer:
         if self.world > 1:
             epoch_loss = ddp.mean_across_ranks(epoch_loss)
         return EpochStats(-float(epoch_loss) / self.num_data, seconds)
+
+    def _begin_epoch(self, epoch: int) -> None:
+        seed_epoch(self.config.seed, epoch, self.rank)
+        self._set_lr(epoch)
+        self._set_beta()
+        self.vae.train()
 
     def _set_lr(self, epoch: int) -> None:
         if self.lr_schedule is not None:
@@ -247,33 +255,56 @@ class Trainer:
             step = self.global_step if step is None else step
             self.vae.beta = beta_at(step, self.warmup_steps, self.target_beta)
 
-    def _registration(self) -> contextlib.AbstractContextManager:
-        # SVI with pyro.optim needs pyro.module on every call; the torch route does not
+    def _step_context(self) -> contextlib.ExitStack:
+        # SVI with pyro.optim, and a JIT loss, need pyro.module on every call; the torch route does not
+        stack = contextlib.ExitStack()
+        stack.enter_context(pyro.validation_enabled(self.config.validate))
         registration = getattr(self.vae, "param_registration", None)
-        if registration is None:
-            return contextlib.nullcontext()
-        return registration(isinstance(self.optim, PyroOptim))
+        if registration is not None:
+            stack.enter_context(registration(isinstance(self.optim, PyroOptim) or reads_param_store(self.loss)))
+        return stack
 
-    def _check_losses(self, losses: torch.Tensor, epoch: int, bar: Any) -> None:
-        finite = torch.isfinite(losses)
-        if not bool(finite.all()):  # the one host sync every check_every steps
-            first = int((~finite).nonzero()[0, 0]) + 1
-            kept = f"; the last good checkpoint {self.checkpoint} is untouched" if self.checkpoint is not None else ""
-            raise TrainingDivergedError(
-                f"loss became {float(losses[first - 1])} at epoch {epoch}, step {first}{kept}. "
-                "Try a smaller learning rate, KL warm-up, or check the data."
-            )
+    def _check_finite(self, losses: torch.Tensor, done: int, epoch: int, bar: Any) -> None:
+        # steps 1..done of this epoch; the one host sync every check_every steps, parameters included,
+        # so that the epoch's last step is checked before the held-out ELBO and the checkpoint
+        watched = self._watched
+        params_ok = torch.stack([t.detach().isfinite().all() for t in watched]).all() if watched else True
+        finite = torch.isfinite(losses[:done])
+        if not bool(finite.all() & params_ok):
+            if not bool(finite.all()):
+                first = int((~finite).nonzero()[0, 0]) + 1
+                self._diverged(f"loss became {float(losses[first - 1])} at epoch {epoch}, step {first}")
+            since = max(1, done - (done - 1) % self.config.check_every)  # the first step after the last check
+            self._diverged(f"parameters became NaN or inf at epoch {epoch}, between steps {since} and {done} "
+                           "(the losses were finite: a gradient was not)")
         if self.progress:
-            recent = losses[max(0, len(losses) - self.config.check_every):]
+            recent = losses[max(0, done - self.config.check_every): done]
             bar.set_postfix(elbo=f"{-float(recent.mean()) / self.num_data:.2f}")
 
-    def evaluate(self) -> TestStats | None:
-        """The held-out ELBO per example with β = 1 (``None`` without test data)."""
+    def _diverged(self, what: str) -> None:
+        if self.checkpoint is None:
+            kept = ""
+        elif self.last_good is None:
+            kept = f"; no checkpoint of this run has been written yet, so {self.checkpoint} holds no good state of it"
+        else:
+            kept = f"; the last good checkpoint is {self.checkpoint} (epoch {self.last_good}), left untouched"
+        raise TrainingDivergedError(f"{what}{kept}. Try a smaller learning rate, KL warm-up, or check the data.")
+
+    def evaluate(self, epoch: int | None = None) -> TestStats | None:
+        """The held-out ELBO per example with β = 1 (``None`` without test data).
+
+        :param epoch: the epoch just trained, for the error message.
+        :raises TrainingDivergedError: when it is not finite.
+        """
         if self.x_test is None:
             return None
         self.vae.eval()
         recon, kl = elbo_terms(self.vae, self.x_test, batch_size=self.config.eval_batch_size)  # each (N_test,)
-        return TestStats(float(recon.mean()), float(kl.mean()), float((recon - kl).mean()))
+        stats = TestStats(float(recon.mean()), float(kl.mean()), float((recon - kl).mean()))
+        if not all(map(math.isfinite, stats)):
+            self._diverged(f"the held-out ELBO became {stats.elbo} (reconstruction {stats.recon}, KL {stats.kl}) "
+                           f"at epoch {epoch}, after step {self.global_step}")
+        return stats
 
     def end_epoch(self, epoch: int, stats: EpochStats, test: TestStats | None) -> None:
         """Record the epoch in the history, log it, write the checkpoint, run the callbacks."""
@@ -300,6 +331,7 @@ class Trainer:
             return
         ckpt.save_checkpoint(self.checkpoint, self.vae, optimizer=self.optimizer, epoch=epoch,
                              history=self.history.to_dict(), fit_config=self.fit_config())
+        self.last_good = epoch
 
     def fit_config(self) -> dict[str, Any]:
         """The settings a checkpoint stores: the config, the β trained to and the loss's name."""
