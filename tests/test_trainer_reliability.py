@@ -9,6 +9,7 @@ import pytest
 import torch
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from pyro.optim import Adam, ExponentialLR
+from torch.optim.lr_scheduler import StepLR
 
 from pyrovae.infer import IWAE_ELBO, MinibatchRWS
 from pyrovae.models import build_vae
@@ -48,6 +49,12 @@ OBJECTIVES = {
     "torch-sgd-schedule-warmup": lambda: {"optim": lambda p: torch.optim.SGD(p, lr=1e-3, momentum=0.9),
                                           "lr_schedule": exponential_lr(1e-3, 1e-4, 4), "warmup_epochs": 1.5},
     "validate": lambda: {"validate": True},
+    "torch-steplr-per-epoch": lambda: {"lr_scheduler": lambda opt: StepLR(opt, step_size=1, gamma=0.5)},
+    "torch-steplr-per-step-clipped": lambda: {"lr_scheduler": lambda opt: StepLR(opt, step_size=4, gamma=0.7),
+                                              "scheduler_interval": "step", "clip_grad_norm": 5.0},
+    "pyro-exponential-lr": lambda: {"optim": ExponentialLR({"optimizer": torch.optim.Adam, "optim_args": {"lr": 1e-2},
+                                                            "gamma": 0.5})},
+    "early-stopping": lambda: {"patience": 5},
 }
 
 

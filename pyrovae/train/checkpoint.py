@@ -76,6 +76,25 @@ def load_optimizer_state(optimizer: Any, state: dict | None, *, path: Any = "che
         raise _malformed(path, "optimizer", f"does not fit this optimiser ({type(e).__name__}: {e})") from e
 
 
+def load_scheduler_state(scheduler: Any, state: dict | None, *, path: Any = "checkpoint") -> None:
+    """Put a stored LR-scheduler state into ``scheduler`` (nothing when both are absent).
+
+    :raises CheckpointError: naming the ``lr_scheduler`` field, when one of the two is missing
+        or the state does not fit.
+    """
+    if scheduler is None and state is None:
+        return
+    if scheduler is None or state is None:
+        has = "no" if state is None else "a"
+        raise _malformed(path, "lr_scheduler", f"is {has} scheduler state, but this run has "
+                                               f"{'a' if scheduler is not None else 'no'} lr_scheduler; resume with the "
+                                               "settings the checkpoint was written with")
+    try:
+        scheduler.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise _malformed(path, "lr_scheduler", f"does not fit this scheduler ({type(e).__name__}: {e})") from e
+
+
 def save_checkpoint(
     path: str | os.PathLike,
     vae: VAE,
@@ -85,6 +104,7 @@ def save_checkpoint(
     history: dict | None = None,
     fit_config: dict | None = None,
     extra: dict | None = None,
+    lr_scheduler: Any = None,
 ) -> None:
     """Write a checkpoint atomically and durably.
 
@@ -95,6 +115,7 @@ def save_checkpoint(
     :param history: the training history as a dict.
     :param fit_config: the training settings, for resuming.
     :param extra: anything else made of plain containers and tensors.
+    :param lr_scheduler: a torch LR scheduler whose state to keep.
     :raises DiskFullError: when the disk is full (an ``OSError``); the old file is then intact.
     """
     store = pyro.get_param_store()
@@ -107,6 +128,7 @@ def save_checkpoint(
         "model_state": {k: v.detach().cpu() for k, v in vae.state_dict().items()},
         "param_store": {k: v.detach().cpu() for k, v in store._params.items()},
         "optimizer": optimizer_state(optimizer),
+        "lr_scheduler": lr_scheduler.state_dict() if lr_scheduler is not None else None,
         "history": history or {},
         "extra": extra or {},
     }
@@ -165,6 +187,8 @@ def check_payload(payload: dict, path: Any = "checkpoint") -> None:
     _need(opt is None or (isinstance(opt, dict) and opt.get("kind") in ("torch", "pyro")
                           and isinstance(opt.get("state"), dict)), path, "optimizer",
           "must be None or {'kind': 'torch' | 'pyro', 'state': dict}")
+    _need(payload.get("lr_scheduler") is None or isinstance(payload["lr_scheduler"], dict), path, "lr_scheduler",
+          "must be None or a scheduler's state dict")
     history = payload["history"]
     _need(all(isinstance(v, list) for v in history.values()), path, "history", "must map names to lists")
     _need(len({len(v) for v in history.values()}) <= 1, path, "history", "has lists of different lengths")
