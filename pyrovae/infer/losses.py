@@ -43,14 +43,15 @@ __all__ = ["DEFAULT_IWAE_PARTICLES", "LOSSES", "make_loss", "resolve_loss"]
 #: Samples per data point of the importance-weighted objectives when none are given (Burda et al.'s smaller K).
 DEFAULT_IWAE_PARTICLES = 5
 
-# name -> (class, whether it weights K particles per data point and so needs K >= 2)
-_TABLE: dict[str, tuple[type[ELBO], bool]] = {
-    "trace": (ReparamTrace_ELBO, False),
-    "trace-pyro": (Trace_ELBO, False),
-    "meanfield": (TraceMeanField_ELBO, False),
-    "jit": (JitTrace_ELBO, False),
-    "iwae": (IWAE_ELBO, True),
-    "rws": (MinibatchRWS, True),
+# name -> (class, whether it weights K particles per data point and so needs K >= 2, extra arguments)
+_TABLE: dict[str, tuple[type[ELBO], bool, dict]] = {
+    "trace": (ReparamTrace_ELBO, False, {}),
+    "trace-pyro": (Trace_ELBO, False, {}),
+    "meanfield": (TraceMeanField_ELBO, False, {}),
+    # the model's shape checks are Python branches on static shapes: the tracer's warnings about them are noise
+    "jit": (JitTrace_ELBO, False, {"ignore_jit_warnings": True}),
+    "iwae": (IWAE_ELBO, True, {}),
+    "rws": (MinibatchRWS, True, {}),
 }
 
 #: The names :func:`make_loss` knows.
@@ -69,7 +70,7 @@ def make_loss(name: str, num_particles: int | None = None, *, validate: bool = F
     """
     if name not in _TABLE:
         raise ValueError(f"unknown loss {name!r}; expected one of {', '.join(LOSSES)}")
-    cls, weighted = _TABLE[name]
+    cls, weighted, extra = _TABLE[name]
     if weighted:
         k = DEFAULT_IWAE_PARTICLES if num_particles is None else num_particles
         if k < 2:
@@ -80,7 +81,7 @@ def make_loss(name: str, num_particles: int | None = None, *, validate: bool = F
         raise ValueError(f"num_particles must be >= 1, got {k}")
     if validate and cls is ReparamTrace_ELBO:
         cls = Trace_ELBO
-    return cls(num_particles=k, vectorize_particles=k > 1)
+    return cls(num_particles=k, vectorize_particles=k > 1, **extra)
 
 
 def resolve_loss(loss: ELBO | str | None, num_particles: int | None = None, *, validate: bool = False) -> ELBO:

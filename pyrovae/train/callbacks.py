@@ -14,15 +14,20 @@ training, for callbacks that do, and calls only those.
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .._util.files import atomic_write
+
 if TYPE_CHECKING:  # pragma: no cover
     from .trainer import Trainer
 
-__all__ = ["Callback", "EpochFunction", "as_callbacks", "step_hook"]
+__all__ = ["Callback", "EarlyStopping", "EpochFunction", "as_callbacks", "best_checkpoint_path", "step_hook"]
 
 
 class Callback:
@@ -91,3 +96,43 @@ def step_hook(callbacks: Iterable[Callback]) -> Callable[[Trainer, int, Any], No
             hook(trainer, step, loss)
 
     return run_all
+
+
+class EarlyStopping(Callback):
+    """Stop when the held-out ELBO has not improved for ``patience`` epochs, and keep the best
+    epoch's checkpoint as ``best_path`` (a copy of the checkpoint written that epoch).
+
+    The best epoch is read from the history, so a resumed run counts on where it left off.
+
+    :param patience: epochs without a better held-out ELBO before training stops.
+    :param checkpoint: the run's checkpoint, copied when an epoch is the best so far (or ``None``).
+    :param best_path: where the copy goes (default: ``best.pt`` beside ``checkpoint``).
+    :param write: whether this process writes files (rank 0 only).
+    """
+
+    def __init__(self, patience: int, checkpoint: str | os.PathLike | None = None,
+                 best_path: str | os.PathLike | None = None, write: bool = True) -> None:
+        self.patience, self.write = patience, write
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self.best_path = Path(best_path) if best_path is not None else best_checkpoint_path(self.checkpoint)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int) -> None:
+        best = trainer.history.best_epoch()
+        if best == epoch and self.write and self.checkpoint is not None:
+            source = self.checkpoint
+            atomic_write(self.best_path, lambda tmp: shutil.copyfile(source, tmp))
+        if best is not None and epoch - best >= self.patience:
+            trainer.should_stop = True
+
+
+def best_checkpoint_path(checkpoint: Path | None) -> Path | None:
+    """``best.pt`` beside ``checkpoint`` (``None`` without one).
+
+    :raises ValueError: when the checkpoint is itself named ``best.pt``.
+    """
+    if checkpoint is None:
+        return None
+    if checkpoint.name == "best.pt":
+        raise ValueError(f"the checkpoint {checkpoint} is named best.pt, the name of the best epoch's copy; "
+                         "give it another name")
+    return checkpoint.with_name("best.pt")

@@ -1,14 +1,22 @@
-"""Checkpoints: atomic writes and safe, checked loads.
+"""Checkpoints: atomic, durable writes and safe, checked loads.
 
 A checkpoint is a ``torch.save`` file of plain containers and tensors only, so it loads with
 ``torch.load(weights_only=True)``. It holds the network state (``state_dict``), Pyro's
-param-store state, the optimiser state, the epoch, the history and the config. It is written
-to a temporary file in the same folder and renamed over the target, so a crash mid-write
-never leaves a corrupt checkpoint behind.
+param-store state, the optimiser state, the epoch, the history and the config. It is
+serialised in memory and written with :func:`pyrovae._util.files.atomic_write_bytes`: to a
+temporary file in the same folder, fsynced, and renamed over the target, so a crash mid-write
+never leaves a corrupt checkpoint behind, and a full disk is a clear error.
+
+Loading trusts nothing in the file: every field is checked for its kind before it is used
+(:class:`CheckpointError` names the field), and a model is rebuilt from the stored config only
+after its size has been checked against the weights the file really holds.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
+import itertools
 import os
 from pathlib import Path
 from typing import Any
@@ -16,16 +24,26 @@ from typing import Any
 import pyro
 import torch
 
-from .._util.files import atomic_write
+from .._util.files import atomic_write_bytes
 from ..models import VAE
 from ..models.config import VAEConfig, build_vae
 
 FORMAT = "pyrovae-checkpoint"
 VERSION = 1
 
+# what a stored config may hold before it is even parsed: short lists, bounded numbers and strings
+MAX_LIST, MAX_INT, MAX_STR, MAX_DEPTH = 64, 2**31 - 1, 256, 4
+# a model rebuilt from a config may have at most this many parameters more than the file stores
+# (10M parameters, 40 MB, are always allowed; the flows' bound below is loose by up to 16x)
+SLACK_FACTOR, SLACK_PARAMETERS = 64, 10_000_000
+
 
 class CheckpointError(ValueError):
-    """A checkpoint is truncated, corrupt, or from another configuration."""
+    """A checkpoint is truncated, corrupt, malformed, or from another configuration."""
+
+
+def _malformed(path: Any, field: str, problem: str) -> CheckpointError:
+    return CheckpointError(f"checkpoint {path} is malformed: field {field!r} {problem}")
 
 
 def optimizer_state(optimizer: Any) -> dict | None:
@@ -37,13 +55,44 @@ def optimizer_state(optimizer: Any) -> dict | None:
     return {"kind": "torch", "state": optimizer.state_dict()}
 
 
-def load_optimizer_state(optimizer: Any, state: dict | None) -> None:
+def load_optimizer_state(optimizer: Any, state: dict | None, *, path: Any = "checkpoint") -> None:
+    """Put a stored optimiser state into ``optimizer``.
+
+    :raises CheckpointError: naming the ``optimizer`` field, when the state is of the other kind
+        (``pyro.optim`` against ``torch.optim``) or does not fit this optimiser.
+    """
     if optimizer is None or state is None:
         return
-    if state["kind"] == "pyro":
-        optimizer.set_state(state["state"])
-    else:
-        optimizer.load_state_dict(state["state"])
+    kind = "pyro" if hasattr(optimizer, "set_state") else "torch"
+    if state.get("kind") != kind:
+        raise _malformed(path, "optimizer", f"holds a {state.get('kind')} optimiser state, but this run uses a "
+                                            f"{kind} optimiser; train on with the optimiser it was written with")
+    try:
+        if kind == "pyro":
+            optimizer.set_state(state["state"])
+        else:
+            optimizer.load_state_dict(state["state"])
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
+        raise _malformed(path, "optimizer", f"does not fit this optimiser ({type(e).__name__}: {e})") from e
+
+
+def load_scheduler_state(scheduler: Any, state: dict | None, *, path: Any = "checkpoint") -> None:
+    """Put a stored LR-scheduler state into ``scheduler`` (nothing when both are absent).
+
+    :raises CheckpointError: naming the ``lr_scheduler`` field, when one of the two is missing
+        or the state does not fit.
+    """
+    if scheduler is None and state is None:
+        return
+    if scheduler is None or state is None:
+        has = "no" if state is None else "a"
+        raise _malformed(path, "lr_scheduler", f"is {has} scheduler state, but this run has "
+                                               f"{'a' if scheduler is not None else 'no'} lr_scheduler; resume with the "
+                                               "settings the checkpoint was written with")
+    try:
+        scheduler.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise _malformed(path, "lr_scheduler", f"does not fit this scheduler ({type(e).__name__}: {e})") from e
 
 
 def save_checkpoint(
@@ -55,8 +104,9 @@ def save_checkpoint(
     history: dict | None = None,
     fit_config: dict | None = None,
     extra: dict | None = None,
+    lr_scheduler: Any = None,
 ) -> None:
-    """Write a checkpoint atomically.
+    """Write a checkpoint atomically and durably.
 
     :param path: target file.
     :param vae: the model.
@@ -65,6 +115,8 @@ def save_checkpoint(
     :param history: the training history as a dict.
     :param fit_config: the training settings, for resuming.
     :param extra: anything else made of plain containers and tensors.
+    :param lr_scheduler: a torch LR scheduler whose state to keep.
+    :raises DiskFullError: when the disk is full (an ``OSError``); the old file is then intact.
     """
     store = pyro.get_param_store()
     payload = {
@@ -76,16 +128,20 @@ def save_checkpoint(
         "model_state": {k: v.detach().cpu() for k, v in vae.state_dict().items()},
         "param_store": {k: v.detach().cpu() for k, v in store._params.items()},
         "optimizer": optimizer_state(optimizer),
+        "lr_scheduler": lr_scheduler.state_dict() if lr_scheduler is not None else None,
         "history": history or {},
         "extra": extra or {},
     }
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    buffer = io.BytesIO()  # serialised in memory, so that a full disk surfaces as the OSError it is
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getbuffer())
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a checkpoint's payload safely (``weights_only=True``) and check its format.
+    """Load a checkpoint's payload safely (``weights_only=True``) and check every field's kind.
 
-    :raises CheckpointError: when the file is missing, truncated, corrupt or not a checkpoint.
+    :raises CheckpointError: when the file is missing, truncated, corrupt, not a checkpoint, or
+        a field is missing or of the wrong kind (the message names it).
     """
     path = Path(path)
     if not path.is_file():
@@ -98,7 +154,65 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         ) from e
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a pyrovae checkpoint (expected format {FORMAT!r})")
+    check_payload(payload, path)
     return payload
+
+
+def _need(ok: bool, path: Any, field: str, problem: str) -> None:
+    if not ok:
+        raise _malformed(path, field, problem)
+
+
+def _tensor_dict(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+
+
+def check_payload(payload: dict, path: Any = "checkpoint") -> None:
+    """Check the kind of every field of a checkpoint payload.
+
+    :raises CheckpointError: naming the first field that is missing or of the wrong kind.
+    """
+    missing = [k for k in ("version", "config", "epoch", "model_state", "optimizer", "history") if k not in payload]
+    _need(not missing, path, missing[0] if missing else "", "is missing")
+    version = payload["version"]
+    _need(type(version) is int and 1 <= version <= VERSION, path, "version",
+          f"must be an integer from 1 to {VERSION} (this pyrovae's format), got {version!r}")
+    for field in ("config", "fit_config", "history", "extra"):
+        _need(isinstance(payload.get(field, {}), dict), path, field, "must be a dict")
+    epoch = payload["epoch"]
+    _need(type(epoch) is int and epoch >= 0, path, "epoch", f"must be an integer >= 0, got {epoch!r}")
+    _need(_tensor_dict(payload["model_state"]), path, "model_state", "must map names to tensors")
+    _need(_tensor_dict(payload.get("param_store", {})), path, "param_store", "must map names to tensors")
+    opt = payload["optimizer"]
+    _need(opt is None or (isinstance(opt, dict) and opt.get("kind") in ("torch", "pyro")
+                          and isinstance(opt.get("state"), dict)), path, "optimizer",
+          "must be None or {'kind': 'torch' | 'pyro', 'state': dict}")
+    _need(payload.get("lr_scheduler") is None or isinstance(payload["lr_scheduler"], dict), path, "lr_scheduler",
+          "must be None or a scheduler's state dict")
+    history = payload["history"]
+    _need(all(isinstance(v, list) for v in history.values()), path, "history", "must map names to lists")
+    _need(len({len(v) for v in history.values()}) <= 1, path, "history", "has lists of different lengths")
+    _check_config_values(payload["config"], path, "config", 0)
+
+
+def _check_config_values(value: Any, path: Any, field: str, depth: int) -> None:
+    # bounded before anything is built from it: a crafted config must not make the loader allocate
+    _need(depth <= MAX_DEPTH, path, field, f"is nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        _need(all(isinstance(k, str) for k in value), path, field, "must have string keys")
+        for k, v in value.items():
+            _check_config_values(v, path, f"{field}.{k}", depth + 1)
+    elif isinstance(value, (list, tuple)):
+        _need(len(value) <= MAX_LIST, path, field, f"has {len(value)} items (at most {MAX_LIST})")
+        for i, v in enumerate(value):
+            _check_config_values(v, path, f"{field}[{i}]", depth + 1)
+    elif isinstance(value, str):
+        _need(len(value) <= MAX_STR, path, field, f"is a string of {len(value)} characters (at most {MAX_STR})")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        _need(abs(value) <= MAX_INT, path, field, f"is {value}, out of range (|value| <= {MAX_INT})")
+    else:
+        _need(value is None or isinstance(value, (bool, float)), path, field,
+              f"must be a number, string, list, dict or None, got {type(value).__name__}")
 
 
 def _normalised(config: dict) -> dict:
@@ -136,18 +250,56 @@ def load_into(vae: VAE, payload: dict, *, path: str | os.PathLike = "checkpoint"
     vae.sync_param_store()
 
 
+def _parameter_bound(config: VAEConfig) -> int:
+    """An upper bound on the number of parameters and buffers of ``build_vae(config)``, found
+    without allocating them: the parts without flows are built on the meta device (exact); the
+    flows' autoregressive networks, whose masks need real tensors, are bounded by their layer sizes."""
+    plain = dataclasses.replace(config, guide_flows=0, prior="standard_normal" if config.prior == "flow" else config.prior)
+    with torch.device("meta"):
+        vae = build_vae(plain)
+    total = sum(t.numel() for t in vae.state_dict().values())
+    widths = list(config.flow_hidden or (2 * config.z_dim,))
+    context = vae.encoder.head.linear.in_features if hasattr(vae.encoder, "head") else 4 * config.z_dim
+
+    def made(inputs: int) -> int:
+        layers = [inputs, *widths, 32 * config.z_dim]  # 32 parameters per output: above the spline's 3 bins - 1
+        return sum((a + 1) * b for a, b in itertools.pairwise(layers))
+
+    total += (config.prior_flows if config.prior == "flow" else 0) * made(config.z_dim)
+    return total + config.guide_flows * made(config.z_dim + context)
+
+
+def _rebuild(payload: dict, path: Any) -> VAE:
+    # check the config and the size of what it describes before building anything
+    if not payload["config"]:
+        raise CheckpointError(f"checkpoint {path} has no config to rebuild the model from; pass vae=")
+    try:
+        config = VAEConfig.from_dict(payload["config"])
+        bound = _parameter_bound(config)
+    except (TypeError, ValueError, AttributeError, RuntimeError) as e:
+        raise _malformed(path, "config", f"does not describe a VAE ({type(e).__name__}: {e})") from e
+    stored = sum(t.numel() for t in payload["model_state"].values())
+    if bound > SLACK_FACTOR * stored + SLACK_PARAMETERS:
+        raise _malformed(path, "config", f"describes a model of up to {bound:,} parameters, but the file holds "
+                                         f"{stored:,}: refusing to build it")
+    try:
+        return build_vae(config)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise _malformed(path, "config", f"does not describe a VAE ({type(e).__name__}: {e})") from e
+
+
 def load_checkpoint(path: str | os.PathLike, vae: VAE | None = None, *, map_location: str | torch.device = "cpu") -> tuple[VAE, dict]:
     """Load a checkpoint into ``vae`` (or into a VAE rebuilt from its config).
 
     :param path: the checkpoint file.
-    :param vae: a model to load into; ``None`` rebuilds one with :func:`pyrovae.builder.build_vae`.
+    :param vae: a model to load into; ``None`` rebuilds one with :func:`pyrovae.models.build_vae`,
+        after checking the config's size against the stored weights.
     :param map_location: where to put the model.
     :returns: ``(vae, payload)``.
+    :raises CheckpointError: for an unreadable, malformed or mismatched checkpoint.
     """
     payload = read_checkpoint(path)
     if vae is None:
-        if not payload["config"]:
-            raise CheckpointError(f"checkpoint {path} has no config to rebuild the model from; pass vae=")
-        vae = build_vae(payload["config"])
+        vae = _rebuild(payload, path)
     load_into(vae, payload, path=path)
     return vae.to(map_location), payload

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,10 @@ class TrainConfig:
     check_every: int = 100  # steps between checks for a non-finite loss; each check is one host sync
     validate: bool = False  # Pyro per-site validation and Pyro's own Trace_ELBO (slower)
     progress: bool = True  # tqdm bar and one log line per epoch (rank 0 only)
+    clip_grad_norm: float | None = None  # clip the gradients' global 2-norm to this before each step (torch optimisers)
+    patience: int | None = None  # stop after this many epochs without a better held-out ELBO; keeps best.pt
+    scheduler_interval: str = "epoch"  # when a torch LR scheduler steps: once per "epoch" or after every "step"
+    tensorboard: str | None = None  # folder for TensorBoard scalars (ELBO, reconstruction, KL, beta, lr); rank 0
 
     def __post_init__(self) -> None:
         _need(_is_int(self.epochs) and self.epochs >= 0, "epochs", self.epochs, "an integer >= 0")
@@ -63,6 +68,14 @@ class TrainConfig:
         _need(_is_int(self.test_seed), "test_seed", self.test_seed, "an integer")
         _need(_is_int(self.check_every) and self.check_every >= 1, "check_every", self.check_every,
               "an integer >= 1 (steps between NaN checks)")
+        _need(self.clip_grad_norm is None or (_finite_number(self.clip_grad_norm) and self.clip_grad_norm > 0),
+              "clip_grad_norm", self.clip_grad_norm, "a finite number > 0 or None")
+        _need(self.patience is None or (_is_int(self.patience) and self.patience >= 1), "patience", self.patience,
+              "an integer >= 1 (epochs without improvement) or None")
+        _need(self.scheduler_interval in ("epoch", "step"), "scheduler_interval", self.scheduler_interval,
+              "'epoch' or 'step'")
+        if self.tensorboard is not None:
+            self.tensorboard = os.fspath(self.tensorboard)  # a folder; str keeps the config a plain dict
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a plain dict (what a checkpoint stores)."""

@@ -74,6 +74,11 @@ def fit(
     check_every: int = 100,
     validate: bool = False,
     distributed: bool = False,
+    clip_grad_norm: float | None = None,
+    patience: int | None = None,
+    lr_scheduler: Callable[[torch.optim.Optimizer], Any] | None = None,
+    scheduler_interval: str = "epoch",
+    tensorboard: str | Path | None = None,
 ) -> History:
     """Train ``vae`` by stochastic variational inference.
 
@@ -99,7 +104,8 @@ def fit(
     :param lr_schedule: ``epoch -> learning rate`` (epochs count from 1), set on every
         parameter group of a torch optimiser at the start of each epoch, so a resumed run
         follows the same schedule (e.g. :func:`exponential_lr`). Not for ``pyro.optim``
-        optimisers, which schedule themselves (``pyro.optim.ExponentialLR`` etc.).
+        optimisers: pass a Pyro scheduler such as ``pyro.optim.ExponentialLR`` as ``optim``,
+        and ``fit`` steps it once per epoch (``ReduceLROnPlateau`` on the held-out ELBO).
     :param device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...
     :param seed: seeds Pyro/torch at the start of every epoch (``None``: leave the RNG alone).
     :param beta: the KL weight to train with (default: ``vae.beta``).
@@ -120,18 +126,38 @@ def fit(
         ``train_images``, the plate still scales by the full ``N`` (so each rank's loss
         estimates the full-data ELBO), and gradients are averaged across ranks before each
         step. Only rank 0 writes checkpoints and shows progress.
+    :param clip_grad_norm: clip the gradients' global 2-norm to this before every step (torch
+        optimisers; a ``pyro.optim`` optimiser takes ``clip_args``).
+    :param patience: early stopping: stop once the held-out ELBO has not improved for this many
+        epochs (needs ``test_images``); with a ``checkpoint`` the best epoch's checkpoint is
+        kept as ``best.pt`` beside it.
+    :param lr_scheduler: a factory ``optimizer -> torch.optim.lr_scheduler.LRScheduler`` for the
+        torch optimiser (e.g. ``lambda opt: torch.optim.lr_scheduler.StepLR(opt, 10)``); its
+        state is checkpointed. ``ReduceLROnPlateau`` watches the held-out ELBO (else the
+        training ELBO).
+    :param scheduler_interval: step ``lr_scheduler`` once per ``"epoch"`` or after every ``"step"``.
+    :param tensorboard: a folder for TensorBoard scalars per epoch (ELBO, reconstruction, KL, β,
+        learning rate); needs ``pip install pyrovae[tensorboard]``.
+
+    With a ``checkpoint``, a CSV log of every epoch (the history's columns) is kept beside it,
+    with the suffix ``.csv``.
+
     :returns: the :class:`History`.
-    :raises ValueError: for bad data or settings.
-    :raises TrainingDivergedError: when the loss becomes NaN/inf; earlier checkpoints are kept.
+    :raises ValueError: for bad data or settings, naming the setting.
+    :raises ImportError: for ``tensorboard`` without the tensorboard package.
+    :raises TrainingDivergedError: when the loss, the parameters or the held-out ELBO become
+        NaN/inf; the message names the last good checkpoint (never one written after it).
     """
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=PATH")
     config = TrainConfig(epochs=epochs, batch_size=batch_size, binarize=binarize, lr=lr, seed=seed, beta=beta,
                          warmup_epochs=warmup_epochs, eval_batch_size=eval_batch_size, test_seed=test_seed,
-                         check_every=check_every, validate=validate, progress=progress)
+                         check_every=check_every, validate=validate, progress=progress,
+                         clip_grad_norm=clip_grad_norm, patience=patience, scheduler_interval=scheduler_interval,
+                         tensorboard=tensorboard)
     trainer = Trainer(vae, config, loss=resolve_loss(loss, num_particles, validate=validate), optim=optim,
-                      lr_schedule=lr_schedule, device=device, callbacks=callbacks, checkpoint=checkpoint,
-                      distributed=distributed)
+                      lr_schedule=lr_schedule, lr_scheduler=lr_scheduler, device=device, callbacks=callbacks,
+                      checkpoint=checkpoint, distributed=distributed)
     trainer.prepare(train_images, test_images)
     if resume:
         trainer.resume()

@@ -1,4 +1,5 @@
-r"""Schedules over training: KL warm-up for β and a geometric learning-rate decay.
+r"""Schedules over training: KL warm-up for β, a geometric learning-rate decay, and stepping
+the torch and Pyro learning-rate schedulers.
 
 References:
 
@@ -11,8 +12,12 @@ References:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-__all__ = ["beta_at", "exponential_lr"]
+from pyro.optim.lr_scheduler import PyroLRScheduler
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+__all__ = ["beta_at", "exponential_lr", "make_lr_scheduler", "step_epoch_schedulers"]
 
 
 def beta_at(step: int, total_warmup_steps: int, beta: float) -> float:
@@ -45,3 +50,36 @@ def exponential_lr(lr: float, final_lr: float, epochs: int) -> Callable[[int], f
         return lr * ratio ** (min(max(epoch - 1, 0), epochs - 1) / max(epochs - 1, 1))
 
     return schedule
+
+
+def make_lr_scheduler(factory: Callable[[Any], Any] | None, optimizer: Any, interval: str) -> Any:
+    """``factory(optimizer)``, a torch LR scheduler, checked for the interval it steps at.
+
+    :raises ValueError: for a ``ReduceLROnPlateau`` stepped per step (it needs an epoch's metric).
+    """
+    if factory is None:
+        return None
+    scheduler = factory(optimizer)
+    if not hasattr(scheduler, "step") or not hasattr(scheduler, "state_dict"):
+        raise ValueError(f"lr_scheduler must return a torch LR scheduler (optimizer -> scheduler), "
+                         f"got {type(scheduler).__name__}")
+    if interval == "step" and isinstance(scheduler, ReduceLROnPlateau):
+        raise ValueError("ReduceLROnPlateau steps on an epoch's held-out ELBO: use scheduler_interval='epoch'")
+    return scheduler
+
+
+def step_epoch_schedulers(optimizer: Any, scheduler: Any, metric: float) -> None:
+    """Step what schedules per epoch: ``scheduler`` (a torch LR scheduler, or ``None``) and, for a
+    ``pyro.optim`` scheduler such as ``pyro.optim.ExponentialLR``, its per-parameter schedulers.
+
+    :param metric: what a ``ReduceLROnPlateau`` minimises (the negative held-out ELBO, else the
+        negative training ELBO).
+    """
+    steppers = [scheduler] if scheduler is not None else []
+    if isinstance(optimizer, PyroLRScheduler):
+        steppers += list(optimizer.optim_objs.values())
+    for s in steppers:
+        if isinstance(s, ReduceLROnPlateau):
+            s.step(metric)
+        else:
+            s.step()

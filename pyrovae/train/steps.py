@@ -13,6 +13,7 @@ data-set size goes in as ``num_data`` so that the plate scales the minibatch to 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 from pyro.infer import ELBO, SVI
@@ -45,12 +46,16 @@ class TorchStep:
     :param params: the trained parameters (the ones averaged across ranks).
     :param num_data: the full data-set size N.
     :param world: number of data-parallel ranks.
+    :param clip_grad_norm: clip the gradients' global 2-norm to this before the update (``None``: no clipping).
+    :param scheduler: a torch LR scheduler stepped after every update (``None``: none per step).
     """
 
     def __init__(self, model: Callable, guide: Callable, loss: ELBO, optimizer: torch.optim.Optimizer,
-                 params: Sequence[torch.nn.Parameter], *, num_data: int, world: int = 1) -> None:
+                 params: Sequence[torch.nn.Parameter], *, num_data: int, world: int = 1,
+                 clip_grad_norm: float | None = None, scheduler: Any = None) -> None:
         self.model, self.guide, self.loss, self.optimizer = model, guide, loss, optimizer
         self.params, self.num_data, self.world = list(params), num_data, world
+        self.clip_grad_norm, self.scheduler = clip_grad_norm, scheduler
         self.differentiable = hasattr(loss, "differentiable_loss")
 
     def __call__(self, *batch: torch.Tensor) -> torch.Tensor | float:
@@ -65,7 +70,11 @@ class TorchStep:
             value = self.loss.loss_and_grads(self.model, self.guide, *batch, num_data=self.num_data)
         if self.world > 1:
             ddp.average_gradients(self.params)
+        if self.clip_grad_norm is not None:  # on the device: no host synchronisation
+            torch.nn.utils.clip_grad_norm_(self.params, self.clip_grad_norm)
         self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
         return value
 
 
@@ -81,7 +90,7 @@ class SVIStep:
 
     def __init__(self, model: Callable, guide: Callable, loss: ELBO, optim: PyroOptim, *, num_data: int) -> None:
         self.svi = SVI(model, guide, optim, loss)
-        self.optimizer, self.num_data = optim, num_data
+        self.model, self.guide, self.loss, self.optimizer, self.num_data = model, guide, loss, optim, num_data
 
     def __call__(self, *batch: torch.Tensor) -> float:
         """Train on one batch; returns its loss (a float: ``SVI.step`` synchronises)."""
@@ -89,18 +98,22 @@ class SVIStep:
 
 
 def make_step(module: torch.nn.Module, loss: ELBO, optim: PyroOptim | TorchFactory | None, lr: float, *,
-              num_data: int, world: int = 1) -> TorchStep | SVIStep:
+              num_data: int, world: int = 1, clip_grad_norm: float | None = None) -> TorchStep | SVIStep:
     """The step for ``optim``: :class:`SVIStep` for a ``pyro.optim`` optimiser, else
     :class:`TorchStep` with ``optim(params)`` or :func:`default_adam`.
 
     :param module: the trained module, with ``model`` and ``guide`` methods.
-    :raises ValueError: for a ``pyro.optim`` optimiser with ``world > 1``.
+    :raises ValueError: for a ``pyro.optim`` optimiser with ``world > 1`` or ``clip_grad_norm``.
     """
     model, guide = module.model, module.guide  # bound once: a JIT ELBO keys its cache on their ids
     if isinstance(optim, PyroOptim):
         if world > 1:
             raise ValueError("distributed=True needs a torch optimiser (optim=None or a factory), not pyro.optim")
+        if clip_grad_norm is not None:
+            raise ValueError("clip_grad_norm needs a torch optimiser; a pyro.optim optimiser clips per parameter "
+                             "with its own clip_args={'clip_norm': ...}")
         return SVIStep(model, guide, loss, optim, num_data=num_data)
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = optim(params) if optim is not None else default_adam(params, lr)
-    return TorchStep(model, guide, loss, optimizer, params, num_data=num_data, world=world)
+    return TorchStep(model, guide, loss, optimizer, params, num_data=num_data, world=world,
+                     clip_grad_norm=clip_grad_norm)

@@ -17,6 +17,7 @@ the host synchronises only every ``check_every`` steps to look for a non-finite 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -35,11 +36,13 @@ from ..evaluate.bounds import elbo_terms
 from ..infer.losses import resolve_loss
 from . import checkpoint as ckpt
 from . import distributed as ddp
-from .callbacks import Callback, as_callbacks, step_hook
+from .callbacks import Callback, EarlyStopping, as_callbacks, step_hook
 from .checks import as_tensor, check_training_data
 from .config import TrainConfig
 from .history import History
-from .schedules import beta_at
+from .logs import CSVLog, TensorBoardLog, csv_path, current_lr
+from .rng import isolate_first_calls, reads_param_store, seed_epoch
+from .schedules import beta_at, make_lr_scheduler, step_epoch_schedulers
 from .steps import TorchFactory, make_step
 
 __all__ = ["EpochStats", "TestStats", "Trainer", "TrainingDivergedError"]
@@ -64,14 +67,6 @@ class TestStats(NamedTuple):
     elbo: float  # recon - kl
 
 
-def seed_epoch(seed: int | None, epoch: int, rank: int = 0) -> None:
-    """Seed Pyro/torch for ``epoch`` (nothing when ``seed`` is ``None``)."""
-    # every epoch starts from a known RNG state, so a resumed run repeats the original exactly;
-    # distributed ranks draw different noise (their parameters stay equal: the gradients are)
-    if seed is not None:
-        pyro.set_rng_seed(seed * 100003 + epoch + 7919 * rank)
-
-
 class Trainer:
     """Train a VAE by stochastic variational inference (see :func:`pyrovae.train.fit`).
 
@@ -82,6 +77,8 @@ class Trainer:
     :param optim: a ``pyro.optim`` optimiser, a factory ``params -> torch.optim.Optimizer``, or
         ``None`` (Adam with ``config.lr``).
     :param lr_schedule: ``epoch -> learning rate`` for a torch optimiser.
+    :param lr_scheduler: a factory ``optimizer -> torch LR scheduler`` for a torch optimiser,
+        stepped per epoch or per step (``config.scheduler_interval``).
     :param device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
     :param callbacks: :class:`Callback` objects or functions ``cb(epoch, vae, history)``.
     :param checkpoint: file written (atomically, by rank 0) after every epoch.
@@ -92,15 +89,20 @@ class Trainer:
     def __init__(self, vae: torch.nn.Module, config: TrainConfig, *, loss: ELBO | str | None = None,
                  optim: PyroOptim | TorchFactory | None = None, lr_schedule: Callable[[int], float] | None = None,
                  device: str | torch.device = "auto", callbacks: Iterable[Callback | Callable] = (),
-                 checkpoint: str | Path | None = None, distributed: bool = False) -> None:
-        if lr_schedule is not None and isinstance(optim, PyroOptim):
-            raise ValueError("lr_schedule needs a torch optimiser; a pyro.optim optimiser schedules itself "
-                             "(e.g. pyro.optim.ExponentialLR)")
-        if distributed and isinstance(optim, PyroOptim):
+                 checkpoint: str | Path | None = None, distributed: bool = False,
+                 lr_scheduler: Callable[[torch.optim.Optimizer], Any] | None = None) -> None:
+        pyro_optim = isinstance(optim, PyroOptim)
+        for name, given in (("lr_schedule", lr_schedule), ("lr_scheduler", lr_scheduler)):
+            if given is not None and pyro_optim:
+                raise ValueError(f"{name} needs a torch optimiser; for a pyro.optim optimiser use its own scheduler "
+                                 "(e.g. pyro.optim.ExponentialLR), which fit steps once per epoch")
+        if lr_schedule is not None and lr_scheduler is not None:
+            raise ValueError("pass lr_schedule (epoch -> lr) or lr_scheduler (a torch scheduler), not both")
+        if distributed and pyro_optim:
             raise ValueError("distributed=True needs a torch optimiser (optim=None or a factory), not pyro.optim")
         self.vae, self.config = vae, config
         self.loss = resolve_loss(loss, validate=config.validate)
-        self.optim, self.lr_schedule = optim, lr_schedule
+        self.optim, self.lr_schedule, self.lr_scheduler_factory = optim, lr_schedule, lr_scheduler
         self.device = resolve_device(device)
         self.callbacks = as_callbacks(callbacks)
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
@@ -109,7 +111,9 @@ class Trainer:
         self.progress = config.progress and self.rank == 0
         self.history, self.start_epoch, self.global_step = History(), 0, 0
         self.should_stop = False  # a callback sets it to end training
+        self.last_good: int | None = None  # epoch of the last checkpoint this run wrote or resumed from
         self.x_test: torch.Tensor | None = None
+        self.lr_scheduler: Any = None  # built in prepare, from lr_scheduler(optimizer)
 
     # -- preparation ------------------------------------------------------------------------
     def prepare(self, train_images: Any, test_images: Any = None, *, labels: torch.Tensor | None = None) -> Trainer:
@@ -135,10 +139,36 @@ class Trainer:
             getattr(vae, hook, lambda: None)()
         self.num_data = len(x_train)
         self._build_loader(x_train, labels)
-        self.step = make_step(vae, self.loss, self.optim, cfg.lr, num_data=self.num_data, world=self.world)
+        self.step = make_step(vae, self.loss, self.optim, cfg.lr, num_data=self.num_data, world=self.world,
+                              clip_grad_norm=cfg.clip_grad_norm)
         self.optimizer = self.step.optimizer
+        self.lr_scheduler = make_lr_scheduler(self.lr_scheduler_factory, self.optimizer, cfg.scheduler_interval)
+        if cfg.scheduler_interval == "step":
+            self.step.scheduler = self.lr_scheduler
+        self.callbacks = self._own_callbacks() + self.callbacks
         self.step_hook = step_hook(self.callbacks)
+        # what _check_finite looks at: parameters and floating-point buffers (e.g. running statistics)
+        self._watched = list(vae.parameters()) + [b for b in vae.buffers() if b.is_floating_point()]
+        isolate_first_calls(self.step, vae, self.device, self._first_batch, self._step_context)
         return self
+
+    def _own_callbacks(self) -> list[Callback]:
+        # the trainer's own per-epoch work that follows the checkpoint: logs and early stopping
+        cfg, writer = self.config, self.rank == 0
+        own: list[Callback] = []
+        if cfg.patience is not None:
+            if self.x_test is None:
+                raise ValueError("patience (early stopping on the held-out ELBO) needs test_images")
+            own.append(EarlyStopping(cfg.patience, self.checkpoint, write=writer))
+        if self.checkpoint is not None and writer:
+            own.append(CSVLog(csv_path(self.checkpoint)))
+        if cfg.tensorboard is not None and writer:
+            own.append(TensorBoardLog(cfg.tensorboard))
+        return own
+
+    def _first_batch(self) -> tuple:
+        batch = next(iter(self.loader))
+        return batch if isinstance(batch, tuple) else (batch,)
 
     def _binarized(self, x: torch.Tensor, seed: int | None) -> torch.Tensor:
         return binarize_images(x, "static", seed=seed) if self.config.binarize is not None else x
@@ -178,10 +208,12 @@ class Trainer:
         ckpt.load_into(self.vae, payload, path=self.checkpoint)
         self.vae.to(self.device)
         # pyro.optim keeps the state until its per-parameter optimisers are created lazily
-        ckpt.load_optimizer_state(self.optimizer, payload["optimizer"])
+        ckpt.load_optimizer_state(self.optimizer, payload["optimizer"], path=self.checkpoint)
+        ckpt.load_scheduler_state(self.lr_scheduler, payload.get("lr_scheduler"), path=self.checkpoint)
         self.history = History.from_dict(payload["history"])
         self.start_epoch = int(payload["epoch"])
         self.global_step = self.start_epoch * self.steps_per_epoch
+        self.last_good = self.start_epoch
         return self
 
     # -- the loop ---------------------------------------------------------------------------
@@ -197,7 +229,9 @@ class Trainer:
             if self.should_stop:
                 break
             stats = self.train_epoch(epoch)
-            self.end_epoch(epoch, stats, self.evaluate())
+            self.end_epoch(epoch, stats, self.evaluate(epoch))
+        if self.target_beta is not None:
+            self.vae.beta = self.target_beta
         self.vae.eval()
         for cb in self.callbacks:
             cb.on_train_end(self)
@@ -206,15 +240,12 @@ class Trainer:
     def train_epoch(self, epoch: int) -> EpochStats:
         """One pass over the loader, seeded for ``epoch``, with the learning rate and β it has."""
         cfg, n_steps = self.config, self.steps_per_epoch
-        seed_epoch(cfg.seed, epoch, self.rank)
-        self._set_lr(epoch)
-        self._set_beta()
-        self.vae.train()
+        self._begin_epoch(epoch)
         losses = torch.zeros(n_steps, device=self.device)  # (steps,) per-step loss, kept on the device
         bar = tqdm(self.loader, total=n_steps, desc=f"epoch {epoch}/{cfg.epochs}", disable=not self.progress,
                    leave=False)
         done, t0 = 0, time.perf_counter()
-        with pyro.validation_enabled(cfg.validate), self._registration():
+        with self._step_context():
             for i, batch in enumerate(bar):
                 if self.global_step <= self.warmup_steps:  # the warm-up, and its end
                     self._set_beta(self.global_step)
@@ -223,11 +254,13 @@ class Trainer:
                 self.global_step += 1
                 done = i + 1
                 if done % cfg.check_every == 0 or done == n_steps:
-                    self._check_losses(losses[:done], epoch, bar)
+                    self._check_finite(losses, done, epoch, bar)
                 if self.step_hook is not None:
                     self.step_hook(self, self.global_step, value)
                     if self.should_stop:
                         break
+        if done % cfg.check_every and done < n_steps:  # stopped early: check the steps since the last check
+            self._check_finite(losses, done, epoch, bar)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - t0
@@ -235,6 +268,12 @@ class Trainer:
         if self.world > 1:
             epoch_loss = ddp.mean_across_ranks(epoch_loss)
         return EpochStats(-float(epoch_loss) / self.num_data, seconds)
+
+    def _begin_epoch(self, epoch: int) -> None:
+        seed_epoch(self.config.seed, epoch, self.rank)
+        self._set_lr(epoch)
+        self._set_beta()
+        self.vae.train()
 
     def _set_lr(self, epoch: int) -> None:
         if self.lr_schedule is not None:
@@ -247,50 +286,82 @@ class Trainer:
             step = self.global_step if step is None else step
             self.vae.beta = beta_at(step, self.warmup_steps, self.target_beta)
 
-    def _registration(self) -> contextlib.AbstractContextManager:
-        # SVI with pyro.optim needs pyro.module on every call; the torch route does not
+    def _step_context(self) -> contextlib.ExitStack:
+        # SVI with pyro.optim, and a JIT loss, need pyro.module on every call; the torch route does not
+        stack = contextlib.ExitStack()
+        stack.enter_context(pyro.validation_enabled(self.config.validate))
         registration = getattr(self.vae, "param_registration", None)
-        if registration is None:
-            return contextlib.nullcontext()
-        return registration(isinstance(self.optim, PyroOptim))
+        if registration is not None:
+            stack.enter_context(registration(isinstance(self.optim, PyroOptim) or reads_param_store(self.loss)))
+        return stack
 
-    def _check_losses(self, losses: torch.Tensor, epoch: int, bar: Any) -> None:
-        finite = torch.isfinite(losses)
-        if not bool(finite.all()):  # the one host sync every check_every steps
-            first = int((~finite).nonzero()[0, 0]) + 1
-            kept = f"; the last good checkpoint {self.checkpoint} is untouched" if self.checkpoint is not None else ""
-            raise TrainingDivergedError(
-                f"loss became {float(losses[first - 1])} at epoch {epoch}, step {first}{kept}. "
-                "Try a smaller learning rate, KL warm-up, or check the data."
-            )
+    def _check_finite(self, losses: torch.Tensor, done: int, epoch: int, bar: Any) -> None:
+        # steps 1..done of this epoch; the one host sync every check_every steps, parameters included,
+        # so that the epoch's last step is checked before the held-out ELBO and the checkpoint
+        watched = self._watched
+        params_ok = torch.stack([t.detach().isfinite().all() for t in watched]).all() if watched else True
+        finite = torch.isfinite(losses[:done])
+        if not bool(finite.all() & params_ok):
+            if not bool(finite.all()):
+                first = int((~finite).nonzero()[0, 0]) + 1
+                self._diverged(f"loss became {float(losses[first - 1])} at epoch {epoch}, step {first}")
+            since = max(1, done - (done - 1) % self.config.check_every)  # the first step after the last check
+            self._diverged(f"parameters became NaN or inf at epoch {epoch}, between steps {since} and {done} "
+                           "(the losses were finite: a gradient was not)")
         if self.progress:
-            recent = losses[max(0, len(losses) - self.config.check_every):]
+            recent = losses[max(0, done - self.config.check_every): done]
             bar.set_postfix(elbo=f"{-float(recent.mean()) / self.num_data:.2f}")
 
-    def evaluate(self) -> TestStats | None:
-        """The held-out ELBO per example with β = 1 (``None`` without test data)."""
+    def _diverged(self, what: str) -> None:
+        if self.checkpoint is None:
+            kept = ""
+        elif self.last_good is None:
+            kept = f"; no checkpoint of this run has been written yet, so {self.checkpoint} holds no good state of it"
+        else:
+            kept = f"; the last good checkpoint is {self.checkpoint} (epoch {self.last_good}), left untouched"
+        raise TrainingDivergedError(f"{what}{kept}. Try a smaller learning rate, KL warm-up, or check the data.")
+
+    def evaluate(self, epoch: int | None = None) -> TestStats | None:
+        """The held-out ELBO per example with β = 1 (``None`` without test data).
+
+        :param epoch: the epoch just trained, for the error message.
+        :raises TrainingDivergedError: when it is not finite.
+        """
         if self.x_test is None:
             return None
         self.vae.eval()
         recon, kl = elbo_terms(self.vae, self.x_test, batch_size=self.config.eval_batch_size)  # each (N_test,)
-        return TestStats(float(recon.mean()), float(kl.mean()), float((recon - kl).mean()))
+        means = torch.stack([recon.mean(), kl.mean(), (recon - kl).mean()])  # (3,)
+        if self.world > 1:  # one held-out ELBO for all ranks: their early-stopping and plateau decisions agree
+            means = torch.stack([ddp.mean_across_ranks(m) for m in means])
+        stats = TestStats(*map(float, means))
+        if not all(map(math.isfinite, stats)):
+            self._diverged(f"the held-out ELBO became {stats.elbo} (reconstruction {stats.recon}, KL {stats.kl}) "
+                           f"at epoch {epoch}, after step {self.global_step}")
+        return stats
 
     def end_epoch(self, epoch: int, stats: EpochStats, test: TestStats | None) -> None:
-        """Record the epoch in the history, log it, write the checkpoint, run the callbacks."""
-        if self.target_beta is not None:
-            self.vae.beta = self.target_beta
+        """Record the epoch in the history, log it, step the per-epoch LR schedulers, write the
+        checkpoint, then run the callbacks (the trainer's CSV log, TensorBoard scalars and early
+        stopping first)."""
         h = self.history
         h.epoch.append(epoch)
         h.train_elbo.append(stats.train_elbo)
-        h.beta.append(getattr(self.vae, "beta", None))
+        reached = beta_at(self.global_step, self.warmup_steps, self.target_beta) if self.target_beta is not None else None
+        h.beta.append(reached)
         h.seconds.append(stats.seconds)
+        h.lr.append(current_lr(self.optimizer))
         h.test_recon.append(None if test is None else test.recon)
         h.test_kl.append(None if test is None else test.kl)
         h.test_elbo.append(None if test is None else test.elbo)
+        if self.target_beta is not None:
+            self.vae.beta = self.target_beta  # the model's own β between epochs
         if self.progress:
             shown = f", test ELBO {test.elbo:.2f}" if test is not None else ""
             tqdm.write(f"epoch {epoch}: train ELBO {stats.train_elbo:.2f}{shown} ({stats.seconds:.1f}s)")
-        self.save_checkpoint(epoch)
+        epoch_scheduler = self.lr_scheduler if self.config.scheduler_interval == "epoch" else None
+        step_epoch_schedulers(self.optimizer, epoch_scheduler, -(test.elbo if test is not None else stats.train_elbo))
+        self.save_checkpoint(epoch)  # after the schedulers: a resumed run starts from their stepped state
         for cb in self.callbacks:
             cb.on_epoch_end(self, epoch)
 
@@ -299,7 +370,9 @@ class Trainer:
         if self.checkpoint is None or self.rank != 0:
             return
         ckpt.save_checkpoint(self.checkpoint, self.vae, optimizer=self.optimizer, epoch=epoch,
-                             history=self.history.to_dict(), fit_config=self.fit_config())
+                             history=self.history.to_dict(), fit_config=self.fit_config(),
+                             lr_scheduler=self.lr_scheduler)
+        self.last_good = epoch
 
     def fit_config(self) -> dict[str, Any]:
         """The settings a checkpoint stores: the config, the β trained to and the loss's name."""
