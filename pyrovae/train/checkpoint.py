@@ -32,7 +32,8 @@ FORMAT = "pyrovae-checkpoint"
 VERSION = 1
 
 # what a stored config may hold before it is even parsed: short lists, bounded numbers and strings
-MAX_LIST, MAX_INT, MAX_STR, MAX_DEPTH = 64, 2**31 - 1, 256, 4
+# a table of D columns stores D per-column statistics; the model size is bounded separately
+MAX_LIST, MAX_INT, MAX_STR, MAX_DEPTH = 2**20, 2**31 - 1, 4096, 6
 # a model rebuilt from a config may have at most this many parameters more than the file stores
 # (10M parameters, 40 MB, are always allowed; the flows' bound below is loose by up to 16x)
 SLACK_FACTOR, SLACK_PARAMETERS = 64, 10_000_000
