@@ -161,3 +161,17 @@ def test_no_global_guide_when_asked_or_when_there_are_no_global_sites():
         point.sample_globals()
     with pytest.raises(TypeError, match="global_guide must be 'auto', None or a callable"):
         make_vae(global_guide=3)
+
+
+def test_a_jit_elbo_traces_a_bayesian_decoder_without_warnings_from_pyrovae():
+    import warnings
+
+    from pyro.infer import JitTrace_ELBO
+
+    vae = make_vae()
+    svi = SVI(vae.model, vae.guide, Adam({"lr": 0.01}), JitTrace_ELBO(ignore_jit_warnings=False))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        losses = [svi.step(torch.randn(10, D), num_data=10) for _ in range(3)]
+    assert all(math.isfinite(v) for v in losses)
+    assert not [w for w in caught if "pyrovae" in w.filename], [str(w.message) for w in caught if "pyrovae" in w.filename]

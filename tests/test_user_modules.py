@@ -5,6 +5,8 @@ protocol get errors naming the module; a user's prior distribution moves with th
 
 from __future__ import annotations
 
+import math
+
 import pyro
 import pyro.distributions as dist
 import pyro.distributions.transforms as T
@@ -256,3 +258,30 @@ def test_setting_a_distribution_as_prior_wraps_it():
     assert isinstance(vae.prior, priors.DistributionPrior)
     with pytest.raises(ValueError, match="prior is over 3 latent dimensions but the encoder produces z_dim=2"):
         vae.prior = priors.StandardNormal(3)
+
+
+def test_an_autoencoder_ignores_the_scale_values_but_checks_their_shape():
+    from pyrovae.models import Autoencoder
+
+    ae = Autoencoder(encoder=Encoder(scale_fn=lambda r: 0.0 * r), decoder=Decoder(), likelihood=likelihoods.Gaussian(SIGMA))
+    assert math.isfinite(_step(ae, torch.randn(4, D), Trace_ELBO()))
+    bad = Autoencoder(encoder=Encoder(scale_fn=lambda r: r[:, :1]), decoder=Decoder(), likelihood=likelihoods.Gaussian(SIGMA),
+                      z_dim=K)
+    with pytest.raises(ValueError, match=r"encoder Encoder returned scale of shape \(4, 1\)"):
+        _step(bad, torch.randn(4, D), Trace_ELBO())
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@needs_cuda
+def test_a_user_prior_distribution_moves_to_cuda():
+    vae = VAE(encoder=Encoder(), decoder=Decoder(), prior=PRIOR_DISTRIBUTIONS["mixture"](),
+              likelihood=likelihoods.Gaussian(SIGMA)).to("cuda")
+    assert vae.prior().sample().device.type == "cuda"
+    x = torch.randn(4, D, device="cuda")
+    assert math.isfinite(Trace_ELBO().loss(vae.model, vae.guide, x))
+    with pytest.raises(ValueError, match=r"x is on cpu but the VAE is on cuda:0.*x\.to\('cuda:0'\)"):
+        Trace_ELBO().loss(vae.model, vae.guide, x.cpu())
+    draws = pyro.infer.Predictive(vae.model, num_samples=2)(x=None, batch_size=3)
+    assert draws["x"].device.type == "cuda" and draws["x"].shape == (2, 3, D)

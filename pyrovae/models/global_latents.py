@@ -89,8 +89,8 @@ class _SiteShape(Messenger):
     # weight's own shape (F.linear refuses a 3-D weight)
     def _postprocess_message(self, msg: dict) -> None:
         value = msg.get("value")
-        if msg["type"] != "sample" or not isinstance(value, torch.Tensor):
-            return
+        if msg["type"] != "sample" or not isinstance(value, torch.Tensor) or torch.jit.is_tracing():
+            return  # (Predictive never traces; a traced size compared in Python would warn)
         shape = msg["fn"].shape()
         if value.shape != shape and value.numel() == math.prod(shape):
             msg["value"] = value.reshape(shape)
