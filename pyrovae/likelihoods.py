@@ -23,13 +23,19 @@ import torch
 from pyro.nn import PyroModule
 from torch import nn
 
-from ._util.checks import at_least, finite, one_of, positive, unit_interval
+from ._util.checks import at_least, finite, one_of, positive
 from .nets.functional import positive_scale
 
 
 def _default_event_dim(out: torch.Tensor, extra: int = 0) -> int:
     # without being told, treat every dim but the first (batch) as the event
     return out.dim() - 1 - extra
+
+
+def _pixel_hint(x: torch.Tensor) -> str:
+    # values in 0..255 are 8-bit pixels that were never scaled
+    lo, hi = float(x.min()), float(x.max())
+    return "; values up to 255 look like 8-bit pixels: scale them with x / 255" if lo >= 0 and 1 < hi <= 255 else ""
 
 
 class Likelihood(PyroModule):
@@ -72,8 +78,9 @@ class Bernoulli(Likelihood):
             example = float(x[bad].flatten()[0])
             raise ValueError(
                 f"Bernoulli likelihood needs binary data (0 or 1), but {int(bad.sum())} values are not "
-                f"(e.g. {example:.4g}). Binarise grey levels first (pyrovae.data.binarize(x, 'dynamic') or "
-                "fit(..., binarize='dynamic')), or use likelihoods.ContinuousBernoulli() for grey levels."
+                f"(e.g. {example:.4g}){_pixel_hint(x)}. Binarise grey levels in [0, 1] first "
+                "(pyrovae.data.binarize(x, 'dynamic') or fit(..., binarize='dynamic')), or use "
+                "likelihoods.ContinuousBernoulli() for grey levels."
             )
 
 
@@ -89,7 +96,11 @@ class ContinuousBernoulli(Likelihood):
 
     def check(self, x: torch.Tensor) -> None:
         super().check(x)
-        unit_interval("data", x, needed_by="ContinuousBernoulli")
+        if (x < 0).any() or (x > 1).any():
+            raise ValueError(
+                f"ContinuousBernoulli needs data in [0, 1], got values in [{float(x.min()):.4g}, {float(x.max()):.4g}]"
+                + _pixel_hint(x)
+            )
 
 
 class _LocScale(Likelihood):

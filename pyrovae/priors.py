@@ -16,12 +16,16 @@ References:
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import copy
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pyro.distributions as dist
 import torch
 from pyro.nn import PyroModule
 from torch import nn
+from torch.distributions import constraints
 
 from ._util.checks import positive_int
 from .distributions.mixture import diagonal_normal_mixture
@@ -139,10 +143,17 @@ class VampPrior(PyroModule):
 class DistributionPrior(nn.Module):
     """Wraps a fixed Pyro distribution with ``event_shape (z_dim,)`` as a prior.
 
-    ``.to(device)`` moves the distribution's parameters for the common cases (a distribution
-    defined by its ``arg_constraints``, possibly inside ``Independent``).
+    ``vae.to(device)``, ``.double()`` and the like move and cast every tensor the
+    distribution holds, however it is built: its parameters, those of distributions and
+    transforms inside it (``Independent``, ``MixtureSameFamily``, ``TransformedDistribution``,
+    an ``.expand``-ed distribution), and their cached values. A distribution that holds a
+    torch module (a learned transform) is refused: its parameters would never train. Write
+    such a prior as a module whose ``forward()`` returns the distribution, as
+    :class:`pyrovae.flows.FlowPrior` does.
 
     :param distribution: e.g. ``dist.Laplace(torch.zeros(2), torch.ones(2)).to_event(1)``.
+    :raises ValueError: for a batch shape or an event shape other than ``(z_dim,)``.
+    :raises TypeError: for a distribution that holds a torch module.
     """
 
     def __init__(self, distribution: dist.Distribution) -> None:
@@ -153,6 +164,7 @@ class DistributionPrior(nn.Module):
                 f"event_shape {tuple(distribution.event_shape)}, batch_shape {tuple(distribution.batch_shape)}. "
                 "Hint: use .to_event(1) on a distribution over a (z_dim,) vector."
             )
+        _map_distribution(distribution, lambda t: t)  # one walk now: a module inside raises here, not at .to()
         self.distribution = distribution
         self.z_dim = distribution.event_shape[0]
 
@@ -164,13 +176,48 @@ class DistributionPrior(nn.Module):
         return super()._apply(fn, *args, **kwargs)
 
 
-def _map_distribution(d: dist.Distribution, fn: Callable) -> dist.Distribution:
-    if isinstance(d, dist.Independent):
-        return dist.Independent(_map_distribution(d.base_dist, fn), d.reinterpreted_batch_ndims)
-    params = {k: getattr(d, k) for k in d.arg_constraints if k in d.__dict__}
-    if not params or not all(isinstance(v, torch.Tensor) for v in params.values()):
-        return d  # unknown structure: leave it where it is
-    return type(d)(**{k: fn(v) for k, v in params.items()})
+def _map_distribution(d: dist.Distribution, fn: Callable[[torch.Tensor], torch.Tensor]) -> dist.Distribution:
+    """A copy of ``d`` with ``fn`` applied to every tensor inside it (as ``nn.Module._apply``
+    does to buffers); shared tensors stay shared."""
+    return _map_tensors(d, fn, {})
+
+
+def _map_tensors(obj: Any, fn: Callable[[torch.Tensor], torch.Tensor], memo: dict[int, Any]) -> Any:
+    if id(obj) in memo:
+        return memo[id(obj)]
+    if isinstance(obj, torch.Tensor):
+        out = fn(obj)
+    elif isinstance(obj, nn.Module):
+        raise TypeError(
+            f"a prior distribution that holds a torch module ({type(obj).__name__}) cannot be a fixed prior: its "
+            "parameters would neither train nor move with the VAE. Write the prior as an nn.Module whose "
+            "forward() builds the distribution (as pyrovae.flows.FlowPrior does) and pass that module as prior="
+        )
+    elif isinstance(obj, (list, tuple)):
+        items = [_map_tensors(v, fn, memo) for v in obj]
+        out = obj if all(a is b for a, b in zip(items, obj)) else type(obj)(items)
+    elif isinstance(obj, (torch.distributions.Distribution, torch.distributions.Transform, constraints.Constraint)):
+        memo[id(obj)] = obj  # for now: a transform and its inverse refer to each other
+        changed = {}
+        for k, v in vars(obj).items():
+            if not isinstance(v, weakref.ref) and k != "_cached_x_y":
+                mapped = _map_tensors(v, fn, memo)
+                if mapped is not v:
+                    changed[k] = mapped
+        if not changed:
+            return obj  # nothing to move: keep the object (and singletons such as constraints.real)
+        out = copy.copy(obj)
+        for k, v in vars(obj).items():
+            if isinstance(v, weakref.ref):
+                changed[k] = None  # a transform's cached inverse points at the old object; rebuilt on demand
+            elif k == "_cached_x_y":
+                changed[k] = (None, None)  # a transform's cache of its last input and output
+        for k, v in changed.items():
+            object.__setattr__(out, k, v)
+    else:
+        out = obj
+    memo[id(obj)] = out
+    return out
 
 
 def as_prior(prior: object, z_dim: int | None = None) -> nn.Module:

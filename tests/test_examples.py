@@ -38,6 +38,7 @@ CASES = {
                         ["conditional_generate.png", "conditional_style_transfer.png"]),
     "kl_direction": ({"steps": 30, "eval_samples": 20, "digits": 1, "subset": 200, "test_subset": 20},
                      ["kl_toy.png", "kl_vae_posteriors.png"]),
+    "bayesian_decoder": ({"draws": 2, "eval_every": 1}, ["bayesian_decoder.png"]),
 }
 
 

@@ -75,6 +75,7 @@ def test_torch_step_is_one_manual_adam_step_on_the_differentiable_loss():
     pyro.set_rng_seed(4)
     value = step(x)
     ref_opt = torch.optim.Adam(ref.parameters(), lr=1e-2)
+    pyro.clear_param_store()  # ref is another model under the same names: the store would load vae's values into it
     pyro.set_rng_seed(4)
     loss = Trace_ELBO().differentiable_loss(ref.model, ref.guide, x, num_data=600)
     loss.backward()

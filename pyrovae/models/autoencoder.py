@@ -61,7 +61,10 @@ class Autoencoder(VAE):
         # log p(z) and the (zero) log-density of the point mass from the objective
         super().__init__(encoder, decoder, prior, likelihood, beta=prior_weight, **kwargs)
 
+    #: the scale is ignored, so its values are not checked on the first batch (its shape is)
+    _uses_scale = False
+
     def encode(self, x: torch.Tensor) -> dist.Distribution:
         """The point mass at the code, ``batch_shape (batch,)`` and ``event_shape (z_dim,)``."""
-        loc, _ = self.encoder(x)  # (batch, z_dim)
+        loc, _ = self._encoder_params(x)  # (batch, z_dim), protocol-checked on the first batch
         return dist.Delta(loc, event_dim=1)

@@ -13,6 +13,10 @@ which is the evidence lower bound when :math:`\beta = 1`.
 
 Sites: the latent is ``"z"`` (event dim 1), the observation is ``"x"``, and the data plate is
 ``"data"`` (dim -1). ``num_data=N`` makes the plate scale a minibatch up to the full data set.
+``model(x=None, batch_size=n)`` is the generative mode (z and x are drawn), so
+``pyro.infer.Predictive`` gives prior and posterior predictive draws. A decoder with
+``PyroSample`` weights adds global sites, drawn once per step outside the plate (see
+:mod:`pyrovae.models.global_latents`).
 
 References:
 
@@ -26,26 +30,25 @@ References:
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
-from pyro.infer.util import is_validation_enabled
 from pyro.nn import PyroModule
 from torch import nn
 
 from .. import likelihoods as _likelihoods
-from .._util.checks import nonnegative, positive_int
-from ..priors import as_prior
+from .._util.checks import nonnegative
+from ..priors import StandardNormal, as_prior
+from . import global_latents as _globals
+from . import param_store as _store
+from . import validation as _validation
 
-
-def _register(name: str, module: nn.Module) -> None:
-    # PyroModules put their own parameters in the param store; plain nn.Modules go through
-    # pyro.module so that SVI and pyro.optim see them.
-    if not isinstance(module, PyroModule) and any(True for _ in module.parameters()):
-        pyro.module(name, module)
+#: the VAE's parts, in the order Pyro's param store sees them
+PARTS = ("encoder", "decoder", "prior", "likelihood", "guide_flow", "global_guide")
 
 
 class VAE(PyroModule):
@@ -59,18 +62,34 @@ class VAE(PyroModule):
         svi = SVI(vae.model, vae.guide, Adam({"lr": 1e-3}), Trace_ELBO())
         svi.step(x_batch, num_data=60000)
 
+    The networks may be any modules that keep the protocol, with or without ``x_shape`` and
+    ``z_dim`` attributes: what the VAE is not told it reads off the first batch (``x_shape``
+    from the data, ``z_dim`` from the encoder's output) and holds from then on
+    (:attr:`shapes`). On the first batch, and again after a part is replaced, it checks that
+    the encoder returns ``(loc, scale)``, each ``(batch, z_dim)`` with ``scale > 0``, and that
+    the decoder's output has the shape the likelihood needs; the errors name the module.
+
     :param encoder: maps x ``(batch, *x_shape)`` to ``(loc, scale)``, each ``(batch, z_dim)``.
-    :param decoder: maps z ``(batch, z_dim)`` to the likelihood's parameters.
+    :param decoder: maps z ``(batch, z_dim)`` to the likelihood's parameters; a
+        ``PyroModule`` with ``PyroSample`` weights makes it Bayesian (global latent sites).
     :param prior: a prior module, a Pyro distribution with event shape ``(z_dim,)``, or ``None``
-        for a standard normal.
+        for a standard normal (made once ``z_dim`` is known).
     :param likelihood: a :class:`~pyrovae.likelihoods.Likelihood` (default Bernoulli).
     :param beta: weight of the ``"z"`` site in model and guide; 1 is the true ELBO.
-    :param x_shape: shape of one data point; taken from ``encoder.x_shape`` when omitted.
-    :param z_dim: latent size; taken from ``encoder.z_dim`` when omitted.
+    :param x_shape: shape of one data point; taken from ``encoder.x_shape`` (or the first
+        batch) when omitted.
+    :param z_dim: latent size; taken from ``encoder.z_dim``, the prior, or the encoder's first
+        output when omitted.
     :param config: a JSON-able description used to rebuild the model from a checkpoint.
     :param guide_flow: optional module with ``encode(encoder, x) -> distribution`` that
         replaces the diagonal Normal guide, e.g. :class:`pyrovae.flows.IAFGuide`.
+    :param global_guide: the guide of the global sites, if the model has any: ``"auto"``
+        (an ``AutoNormal``), a callable ``model -> guide``, or ``None`` (bring your own).
+        See :func:`pyrovae.models.global_latents.make_global_guide`.
     """
+
+    #: whether encode() uses the encoder's scale (checked > 0 on the first batch)
+    _uses_scale = True
 
     def __init__(
         self,
@@ -83,26 +102,35 @@ class VAE(PyroModule):
         z_dim: int | None = None,
         config: dict | None = None,
         guide_flow: nn.Module | None = None,
+        global_guide: str | Callable | None = "auto",
     ) -> None:
         super().__init__()
-        z_dim = z_dim if z_dim is not None else getattr(encoder, "z_dim", None)
-        if z_dim is not None:
-            positive_int("z_dim", z_dim)
-        dec_z = getattr(decoder, "z_dim", None)
-        if z_dim is not None and dec_z is not None and dec_z != z_dim:
-            raise ValueError(f"the encoder produces z_dim={z_dim} but the decoder expects z_dim={dec_z}")
-        x_shape = x_shape if x_shape is not None else getattr(encoder, "x_shape", None)
-        self.x_shape = tuple(x_shape) if x_shape is not None else None
-        self.z_dim = z_dim
+        self.__dict__.update(_checked=set(), _sites=None)
+        x_shape, z_dim, z_from = _validation.resolve_shapes(encoder, decoder, prior, x_shape, z_dim)
+        self.x_shape, self.z_dim = x_shape, z_dim
         self.encoder = encoder
         self.decoder = decoder
-        self.prior = as_prior(prior, z_dim)
-        if self.z_dim is None:
-            self.z_dim = getattr(self.prior, "z_dim", None)
+        self.prior = as_prior(prior, z_dim) if prior is not None or z_dim is not None else None
+        if self.z_dim is None and self.prior is not None:
+            self.z_dim, z_from = _validation.prior_z_dim(self.prior), " (the prior)"
+        self.__dict__["_z_from"] = z_from
         self.likelihood = likelihood if likelihood is not None else _likelihoods.Bernoulli()
         self.beta = beta
         self.config = dict(config or {})
         self.guide_flow = guide_flow
+        self.global_guide = None
+        if self._global_sites():
+            self.global_guide = _globals.make_global_guide(global_guide, self.model)
+            if self.global_guide is not None and self.prior is not None:
+                _globals.initialise(self.global_guide)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "prior" and value is not None and "_checked" in self.__dict__:
+            value = as_prior(value, self.__dict__.get("z_dim"))
+        super().__setattr__(name, value)
+        if name in PARTS and "_checked" in self.__dict__:
+            # a new part is checked again on its first batch, and may bring other global sites
+            self.__dict__.update(_checked=set(), _sites=None)
 
     # -- settings -------------------------------------------------------------------------
     @property
@@ -117,8 +145,15 @@ class VAE(PyroModule):
     def event_dim(self) -> int:
         """Number of event dims of x (the rank of ``x_shape``)."""
         if self.x_shape is None:
-            raise ValueError("this VAE does not know x_shape: pass x_shape=... to VAE")
+            raise ValueError("this VAE does not know x_shape yet: it takes it from the first batch of data, "
+                             "or pass x_shape=... to VAE")
         return len(self.x_shape)
+
+    @property
+    def shapes(self) -> dict[str, Any]:
+        """``{"x_shape": [...], "z_dim": k}`` as given or inferred (``None`` while unknown);
+        JSON-able, for checkpoints. ``VAE(..., x_shape=..., z_dim=...)`` takes them back."""
+        return {"x_shape": list(self.x_shape) if self.x_shape is not None else None, "z_dim": self.z_dim}
 
     def _z_weight(self) -> contextlib.AbstractContextManager:
         # beta scales the "z" site in both model and guide; poutine.scale needs a positive
@@ -129,19 +164,41 @@ class VAE(PyroModule):
             return poutine.mask(mask=False)
         return poutine.scale(scale=self._beta)
 
+    # -- Pyro's param store -----------------------------------------------------------------
+    def _parts(self):
+        # (name, module) for every part whose parameters live in Pyro's param store
+        for name in PARTS:
+            child = getattr(self, name, None)
+            if child is not None:
+                yield name, child
+
     def register_params(self) -> None:
         """Put the nets' parameters in Pyro's param store now, as :meth:`model` and
         :meth:`guide` do on every call (the store holds the same tensors, so it stays current
         while a torch optimiser updates them in place)."""
         for name, child in self._parts():
-            _register(name, child)
+            _store.register(name, child)
 
-    def _parts(self):
-        # (name, module) for every part whose parameters live in Pyro's param store
-        for name in ("encoder", "decoder", "prior", "likelihood", "guide_flow"):
-            child = getattr(self, name, None)
-            if child is not None:
-                yield name, child
+    def load_param_store(self) -> None:
+        """Take the values Pyro's param store holds for this VAE (after ``store.load(path)``),
+        as :meth:`model` and :meth:`guide` do on every call. They are copied into the
+        networks' own tensors, so an optimiser built on ``vae.parameters()`` stays valid.
+
+        :raises ValueError: when the store holds a parameter of another shape.
+        """
+        for name, child in self._parts():
+            _store.adopt(name, child)
+
+    def sync_param_store(self) -> None:
+        """Make Pyro's param store hold this module's parameter tensors (the reverse of
+        :meth:`load_param_store`).
+
+        Pyro keys parameters by name, so a store left over from another model of the same
+        shape would shadow this one's. :func:`pyrovae.fit` and checkpoint loading call this.
+        """
+        with poutine.block():
+            for name, child in self._parts():
+                _store.push(name, child)
 
     @contextlib.contextmanager
     def param_registration(self, enabled: bool):
@@ -160,81 +217,134 @@ class VAE(PyroModule):
             self.__dict__["_register_params"] = previous
 
     # -- checks ---------------------------------------------------------------------------
-    def check_data(self, x: torch.Tensor, support: bool = True) -> None:
-        """Raise ``ValueError`` if ``x`` has the wrong shape, non-finite values, or values
-        outside the likelihood's support.
+    def check_data(self, x: torch.Tensor, support: bool = True) -> torch.Tensor:
+        """:func:`~pyrovae.models.validation.check_data` for this VAE: check ``x``, return the
+        tensor to use (cast to the model's dtype where needed).
 
         :param x: a batch ``(batch, *x_shape)``.
-        :param support: also check values (costs a device sync; shape is always checked).
+        :param support: also check values (costs a pass over ``x``; the shape is always checked).
         """
-        if not isinstance(x, torch.Tensor):
-            raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        if self.x_shape is not None and tuple(x.shape[1:]) != self.x_shape:
-            raise ValueError(
-                f"x has shape {tuple(x.shape)} but this VAE expects (batch, *x_shape) = (batch, {', '.join(map(str, self.x_shape))})"
-            )
-        if x.dim() < 2:
-            raise ValueError(f"x must have a batch dimension: got shape {tuple(x.shape)}")
-        if support:
-            check = getattr(self.likelihood, "check", None)
-            if check is not None:
-                check(x)
+        return _validation.check_data(self, x, support=support)
 
-    def _plate(self, x: torch.Tensor, num_data: int | None) -> pyro.plate:
-        batch = x.shape[0]
-        if num_data is not None and num_data < batch:
+    def _plate(self, batch: int, num_data: int | None, device: torch.device | None) -> pyro.plate:
+        # no Python comparison of traced sizes under torch.jit (it would warn and be frozen in)
+        if num_data is not None and not torch.jit.is_tracing() and num_data < batch:
             raise ValueError(f"num_data={num_data} is smaller than the batch size {batch}")
         # an explicit subsample avoids a randperm(num_data) every step
-        idx = torch.arange(batch, device=x.device)
+        idx = torch.arange(batch, device=device)
         return pyro.plate("data", num_data if num_data is not None else batch, subsample=idx, dim=-1)
 
+    def _global_sites(self) -> list:
+        sites = self.__dict__.get("_sites")
+        if sites is None:
+            parts = {name: getattr(self, name, None) for name in ("decoder", "prior", "likelihood")}
+            sites = self.__dict__["_sites"] = _globals.find_global_sites(parts)
+        return sites
+
+    def _draw_globals(self) -> contextlib.AbstractContextManager:
+        sites = self._global_sites()
+        return _globals.draw_outside_plate(self._pyro_context, sites) if sites else contextlib.nullcontext()
+
     # -- Pyro model and guide ---------------------------------------------------------------
-    def model(self, x: torch.Tensor, num_data: int | None = None) -> torch.Tensor:
-        """p(z) p(x|z), observing ``x`` ``(batch, *x_shape)``; returns z."""
-        self.check_data(x, support=is_validation_enabled())
+    def model(self, x: torch.Tensor | None = None, num_data: int | None = None, *,
+              batch_size: int | None = None, observe: bool = True) -> torch.Tensor:
+        """p(z) p(x|z): observes ``x`` ``(batch, *x_shape)``, or draws it.
+
+        With ``x=None, batch_size=n`` (the generative mode), or with ``observe=False``, the
+        ``"x"`` site is sampled rather than observed. So::
+
+            Predictive(vae.model, num_samples=S)(x=None, batch_size=n)["x"]   # prior predictive
+            Predictive(vae.model, guide=vae.guide, num_samples=S)(x, observe=False)["x"]  # posterior predictive
+
+        each ``(S, n, *x_shape)``. (``Predictive`` passes the same arguments to the guide, which
+        ignores ``observe``; with ``observe=True`` it would return the observed data.)
+
+        :param x: the data, or ``None`` for the generative mode.
+        :param num_data: the full data-set size, to scale a minibatch.
+        :param batch_size: how many data points to draw when ``x`` is ``None``.
+        :param observe: observe ``x`` (training, scoring) or draw it (prediction).
+        :returns: z ``(batch, z_dim)``.
+        """
+        x, n = _validation.model_inputs(self, x, batch_size, "model")
         if self.__dict__.get("_register_params", True):
-            _register("decoder", self.decoder)
-            _register("prior", self.prior)
-            _register("likelihood", self.likelihood)
-        with self._plate(x, num_data):
+            for name in ("decoder", "prior", "likelihood"):
+                _store.register(name, getattr(self, name))
+        device = x.device if x is not None else _validation.model_device(self)
+        with self._draw_globals(), self._plate(n, num_data, device):
             with self._z_weight():
-                z = pyro.sample("z", self.prior())  # (..., batch, z_dim)
+                z = pyro.sample("z", self._prior()())  # (..., batch, z_dim)
             out = self._decoder_out(z)  # (..., batch, *x_shape[, K])
-            pyro.sample("x", self.likelihood(out, self.event_dim), obs=x)
+            pyro.sample("x", self.likelihood(out, self.event_dim), obs=x if observe else None)
         return z
 
-    def guide(self, x: torch.Tensor, num_data: int | None = None) -> torch.Tensor:
-        """q(z|x), a diagonal Normal from the encoder; returns z."""
-        self.check_data(x, support=is_validation_enabled())  # the guide runs first: catch bad data here
+    def guide(self, x: torch.Tensor | None = None, num_data: int | None = None, *,
+              batch_size: int | None = None, observe: bool = True) -> torch.Tensor:
+        """q(z|x), a diagonal Normal from the encoder (and the global guide, if the model has
+        global sites); returns z. ``batch_size`` and ``observe`` are accepted so that
+        ``Predictive`` can pass the model's arguments; the guide does not use ``observe``."""
+        x, _ = _validation.model_inputs(self, x, batch_size, "guide")  # the guide runs first: catch bad data here
+        if self.global_guide is not None:
+            self.global_guide(x, num_data, batch_size=batch_size, observe=observe)
         if self.__dict__.get("_register_params", True):
-            _register("encoder", self.encoder)
-            if self.guide_flow is not None:
-                _register("guide_flow", self.guide_flow)
-        with self._plate(x, num_data):
-            with self._z_weight():
-                return pyro.sample("z", self.encode(x))
+            _store.register("encoder", self.encoder)
+            _store.register("guide_flow", self.guide_flow)
+        with self._plate(x.shape[0], num_data, x.device), self._z_weight():
+            return pyro.sample("z", self.encode(x))
 
-    # -- deterministic helpers ------------------------------------------------------------
+    # -- the networks, checked on their first batch -------------------------------------------
+    def _prior(self) -> nn.Module:
+        if self.prior is None:
+            raise ValueError("this VAE's N(0, I) prior is made once z_dim is known, from the encoder's first output; "
+                             "run the guide on data first, or pass z_dim=... or prior=... to VAE")
+        return self.prior
+
+    def _encoder_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if "encoder" in self._checked:
+            return self.encoder(x)  # each (batch, z_dim)
+        encoder = self.encoder
+        out = _validation.call_checked("encoder", encoder, x, f"(batch, *x_shape) = {tuple(x.shape)}")
+        loc, scale = _validation.check_encoder_output(
+            encoder, x, out, self.z_dim, z_from=self.__dict__.get("_z_from", ""), check_scale=self._uses_scale
+        )
+        if self.z_dim is None:
+            self.z_dim = loc.shape[1]
+            self.__dict__["_z_from"] = " (the encoder's first output)"
+        if self.prior is None:
+            self.prior = StandardNormal(self.z_dim).to(loc)
+        if not torch.jit.is_tracing():
+            self._checked.add("encoder")
+        return loc, scale
+
     def _decoder_out(self, z: torch.Tensor) -> torch.Tensor:
         # decoders follow the (batch, z_dim) protocol; fold any leading particle dims into
         # the batch and unfold them afterwards
-        if z.dim() == 2:
-            return self.decoder(z)
-        lead = z.shape[:-1]
-        out = self.decoder(z.reshape(-1, z.shape[-1]))  # (prod(lead), *out)
-        return out.reshape(*lead, *out.shape[1:])
+        flat = z if z.dim() == 2 else z.reshape(-1, z.shape[-1])  # (prod(lead), z_dim)
+        if "decoder" in self._checked:
+            out = self.decoder(flat)
+        else:
+            decoder = self.decoder
+            out = _validation.call_checked("decoder", decoder, flat, f"(batch, z_dim) = {tuple(flat.shape)}")
+            x_shape = _validation.check_decoder_output(decoder, flat, out, self.x_shape, self.likelihood)
+            if self.x_shape is None:
+                self.x_shape = x_shape  # a generative call before any data: the decoder says
+            if not torch.jit.is_tracing():
+                self._checked.add("decoder")
+        return out if z.dim() == 2 else out.reshape(*z.shape[:-1], *out.shape[1:])
 
     def encode(self, x: torch.Tensor) -> dist.Distribution:
         """q(z|x) as a Normal (or the ``guide_flow``'s distribution) with ``batch_shape (batch,)``
         and ``event_shape (z_dim,)``."""
         if self.guide_flow is not None:
+            if "encoder" not in self._checked:
+                with poutine.block(), torch.no_grad():
+                    self._encoder_params(x)  # the flow reads the encoder its own way: check it once apart
             return self.guide_flow.encode(self.encoder, x)
-        loc, scale = self.encoder(x)  # each (batch, z_dim)
+        loc, scale = self._encoder_params(x)  # each (batch, z_dim)
         return dist.Normal(loc, scale).to_event(1)
 
     def decode(self, z: torch.Tensor) -> dist.Distribution:
         """p(x|z) with event shape ``x_shape``; ``z`` may have extra leading dims."""
-        return self.likelihood(self._decoder_out(z), self.event_dim)
+        return self.likelihood(self._decoder_out(z), self.event_dim)  # x_shape may be read off the decoder first
 
     def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
         """The mean of p(x|z) (for Categorical, the most likely class)."""
@@ -248,7 +358,7 @@ class VAE(PyroModule):
         :param mean: return the mean of p(x|z) (a clean picture) rather than a draw.
         :returns: ``(n, *x_shape)``.
         """
-        z = self.prior().sample((n,))  # (n, z_dim)
+        z = self._prior()().sample((n,))  # (n, z_dim)
         return self.decode_mean(z) if mean else self.decode(z).sample()
 
     @torch.no_grad()
@@ -259,25 +369,30 @@ class VAE(PyroModule):
         :param sample_z: use z ~ q(z|x) rather than its mean.
         :returns: the mean of p(x|z), ``(batch, *x_shape)``.
         """
+        x = _validation.check_data(self, x, support=False)
         q = self.encode(x)
         z = q.sample() if sample_z else q.mean  # (batch, z_dim)
         return self.decode_mean(z)
 
-    def sync_param_store(self) -> None:
-        """Make Pyro's param store hold this module's parameter tensors.
+    # -- global latent sites ----------------------------------------------------------------
+    def sample_globals(self) -> dict[str, torch.Tensor]:
+        """One draw of the global sites from the global guide, ``{site name: value}``."""
+        if self.global_guide is None:
+            raise ValueError("this VAE has no global guide (its model has no global sites, or global_guide=None)")
+        return _globals.draw(self.global_guide)
 
-        Pyro keys parameters by name, so a store left over from another model of the same
-        shape would shadow this one's. :func:`pyrovae.fit` and checkpoint loading call this.
+    @contextlib.contextmanager
+    def condition_globals(self, values: dict[str, torch.Tensor] | None = None):
+        """Within this block the global sites (a Bayesian decoder's weights) take ``values``
+        (default: one draw of the global guide), so ``decode``, ``sample`` and the
+        evaluation functions use one posterior network rather than prior draws::
+
+            with vae.condition_globals():
+                recon, kl = evaluate.elbo_terms(vae, x_test)
+
+        :returns: (as the block's target) the values used.
         """
-        store = pyro.get_param_store()
-        with poutine.block(), poutine.trace(param_only=True):
-            for name, child in self._parts():
-                # the names Pyro gives them: "prior.loc" for PyroModules, "decoder$$$net.0.weight" else
-                if isinstance(child, PyroModule):
-                    prefix = f"{child._pyro_name}." if child._pyro_name else ""
-                else:
-                    prefix = f"{name}$$$"
-                for pname, p in child.named_parameters():
-                    full = prefix + pname
-                    if full in store and store._params[full] is not p:
-                        store[full] = p
+        values = self.sample_globals() if values is None else values
+        with poutine.condition(data=values):
+            yield values
+
