@@ -34,7 +34,7 @@ from torch import Tensor
 from .errors import DataSourceError
 from .image_folder import IMAGE_SUFFIXES, read_image_folder
 
-__all__ = ["NAMED", "TENSOR_SUFFIXES", "DataSource", "DataSourceError", "load_source"]
+__all__ = ["NAMED", "TENSOR_SUFFIXES", "DataSource", "load_source"]
 
 #: file suffixes read as tensors
 TENSOR_SUFFIXES = (".npy", ".npz", ".pt", ".pth")

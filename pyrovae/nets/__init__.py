@@ -19,23 +19,32 @@ References:
 from .conditional import ConditionalMLPDecoder, ConditionalMLPEncoder
 from .conv import ConvDecoder, ConvEncoder
 from .functional import MIN_SCALE, GaussianEncoder, GaussianHead, mlp, positive_scale
+from .labelled import LabelledMLP, LabelledMLPDecoder, LabelledMLPEncoder, MLPClassifier
+from .ladder import BottomUpEncoder, LadderEncoder, folded
 from .mlp import MLPDecoder, MLPEncoder
 from .noisy import NoisyEncoder
 from .recurrent import RNNDecoder, RNNEncoder
 
 __all__ = [
     "MIN_SCALE",
+    "BottomUpEncoder",
     "ConditionalMLPDecoder",
     "ConditionalMLPEncoder",
     "ConvDecoder",
     "ConvEncoder",
     "GaussianEncoder",
     "GaussianHead",
+    "LabelledMLP",
+    "LabelledMLPDecoder",
+    "LabelledMLPEncoder",
+    "LadderEncoder",
+    "MLPClassifier",
     "MLPDecoder",
     "MLPEncoder",
     "NoisyEncoder",
     "RNNDecoder",
     "RNNEncoder",
+    "folded",
     "mlp",
     "positive_scale",
 ]

@@ -9,6 +9,7 @@ from .config import TrainConfig
 from .fitting import fit
 from .history import History
 from .schedules import beta_at, exponential_lr
+from .semisupervised import M2History, fit_m2
 from .steps import SVIStep, TorchStep, make_step
 from .trainer import Trainer, TrainingDivergedError
 
@@ -16,6 +17,7 @@ __all__ = [
     "Callback",
     "CheckpointError",
     "History",
+    "M2History",
     "SVIStep",
     "TorchStep",
     "TrainConfig",
@@ -26,6 +28,7 @@ __all__ = [
     "exponential_lr",
     "fit",
     "fit_conditional",
+    "fit_m2",
     "load_checkpoint",
     "make_step",
     "save_checkpoint",
