@@ -95,7 +95,7 @@ def test_output_and_data_paths_are_checked_before_training(capsys, tmp_path, a_f
 def test_unwritable_places_are_refused(capsys):
     with pytest.raises(UsageError, match="/sys is not writable; choose a folder"):
         check_folder(Path("/sys/pyrovae-run"))
-    with pytest.raises(UsageError, match="cannot write /sys/evaluation.json: /sys is not writable; pass --out FILE"):
+    with pytest.raises(UsageError, match=r"cannot write /sys/evaluation\.json: /sys is not writable; pass --out FILE"):
         check_file(Path("/sys/evaluation.json"))
 
 

@@ -103,7 +103,8 @@ class IWAE_ELBO(ELBO):
                 frame = data_plate_frame(site, self.plate, estimator="IWAE_ELBO", role=role, name=name)
                 if role == "guide" and not site["is_observed"] and not site["fn"].has_rsample:
                     raise ValueError(
-                        f"IWAE_ELBO needs reparameterised guide sites; {name!r} ({type(site['fn']).__name__}) has no rsample"
+                        f"IWAE_ELBO needs reparameterised guide sites; "
+                        f"{name!r} ({type(site['fn']).__name__}) has no rsample"
                     )
                 s = frame.full_size / frame.size if frame.full_size is not None else 1.0
                 scale = s if scale is None else scale
