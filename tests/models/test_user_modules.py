@@ -20,8 +20,7 @@ import pyrovae
 from pyrovae import VAE, evaluate, likelihoods, priors
 from pyrovae.models import validation
 from pyrovae.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-
-from .linear_gaussian import exact_log_px
+from tests.linear_gaussian import exact_log_px
 
 D, K, SIGMA = 5, 2, 0.3
 

@@ -153,7 +153,7 @@ def test_data_errors_are_one_line(tmp_path, capsys, monkeypatch, flags, match):
     import torchvision
     from PIL import Image
 
-    from tests.test_data_sources import _OfflineKMNIST
+    from tests.data.test_data_sources import _OfflineKMNIST
 
     monkeypatch.setattr(torchvision.datasets, "KMNIST", _OfflineKMNIST)
     (tmp_path / "imgs").mkdir()

@@ -19,7 +19,7 @@ from pyrovae.cli.train import recipe_from_args
 from pyrovae.models import VAEConfig, build_vae
 from pyrovae.models.recipes import RECIPES, TRAINING_FIELDS, get_recipe, init_from_data
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 #: `pyrovae train`'s defaults before recipes existed (cli.DEFAULTS and the argparse defaults)
 OLD_DEFAULTS = {

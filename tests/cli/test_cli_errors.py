@@ -19,7 +19,7 @@ from pyrovae.cli.errors import UsageError
 from pyrovae.cli.outdir import LOCK_NAME, RunLock, check_file, check_folder
 
 TINY = ["--subset", "200", "--epochs", "1", "--hidden", "8", "--z-dim", "2", "--no-progress", "--device", "cpu"]
-ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "OMP_NUM_THREADS": "1"}
+ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}
 
 
 def _cli(argv: list[str], capsys) -> tuple[int, str]:
