@@ -207,7 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pyrovae.cli import args as cli_args
     from pyrovae.models.recipes import RECIPES
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--recipe", "--config", dest="recipe", required=True, choices=tuple(RECIPES), metavar="NAME",
                    help=f"named recipe (--config is the old name): {', '.join(RECIPES)}")
     # every recipe field can be overridden; the defaults shown are vae-burda's
@@ -215,13 +217,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--components", dest="num_components", type=int, default=None, help="the same as --num-components")
     cli_args.add_flags(p.add_argument_group("training"), cli_args.TRAINING_FLAGS, shown=RECIPES["vae-burda"],
                        check=False)
-    p.add_argument("--time-limit", type=float, default=None, help="stop training after the epoch that passes this many minutes")
-    p.add_argument("--samples", type=int, default=5000, help="importance samples K per test image (default %(default)s)")
+    p.add_argument(
+        "--time-limit", type=float, default=None, help="stop training after the epoch that passes this many minutes"
+    )
+    p.add_argument(
+        "--samples", type=int, default=5000, help="importance samples K per test image (default %(default)s)"
+    )
     p.add_argument("--subset", type=int, default=None, help="use the first N training and test images (tiny runs)")
     p.add_argument("--test-subset", type=int, default=None, help="score only the first N test images")
     p.add_argument("--eval-batch", type=int, default=100, help="test images per importance-sampling batch")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default %(default)s)")
-    p.add_argument("--eval-threads", type=int, default=None, help="torch CPU threads for the evaluation (default: --threads)")
+    p.add_argument(
+        "--eval-threads", type=int, default=None, help="torch CPU threads for the evaluation (default: --threads)"
+    )
     p.add_argument("--checkpoint", type=Path, default=None, help="checkpoint file to write and resume from")
     p.add_argument("--init-from", type=Path, default=None,
                    help="start from this checkpoint's weights (a run of the same model config), e.g. to fine-tune")

@@ -58,8 +58,11 @@ def main(argv: list[str] | None = None) -> dict:
         "ratio_min": min(times["broadcast"]) / min(times["matmul"]),
         "max_abs_diff_log_px": float((results["matmul"] - results["broadcast"]).abs().max()),
     }
-    print(f"{args.prior} K={args.components}: broadcast {min(times['broadcast']):.2f}s, matmul {min(times['matmul']):.2f}s, "
-          f"ratio {out['ratio_min']:.1f}x (same draws: max |diff| {out['max_abs_diff_log_px']:.2e} nats)")
+    print(
+        f"{args.prior} K={args.components}: broadcast {min(times['broadcast']):.2f}s, "
+        f"matmul {min(times['matmul']):.2f}s, "
+        f"ratio {out['ratio_min']:.1f}x (same draws: max |diff| {out['max_abs_diff_log_px']:.2e} nats)"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)

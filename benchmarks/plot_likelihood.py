@@ -16,7 +16,11 @@ from pathlib import Path
 from pyrovae import plots
 
 #: Published NLLs drawn as reference lines (Burda et al. 2016, dynamic binarisation).
-REFERENCES = {"Burda VAE, 3280 epochs: 86.76": 86.76, "Burda IWAE k=50: 84.78": 84.78, "target for the plain VAE: 88": 88.0}
+REFERENCES = {
+    "Burda VAE, 3280 epochs: 86.76": 86.76,
+    "Burda IWAE k=50: 84.78": 84.78,
+    "target for the plain VAE: 88": 88.0,
+}
 
 
 def load(results: Path, names: list[str] | None = None) -> dict[str, dict]:
@@ -64,7 +68,9 @@ def main(argv: list[str] | None = None) -> None:
     print("| config | epochs (train time) | NLL, nats ± s.e. over images | test images | published |")
     print("|---|---|---|---|---|")
     for k, r in records.items():
-        print(table_row(k, r) if r.get("status") == "done" else f"| `{k}` | {r['epochs']} so far | ({r['status']}) | | |")
+        print(
+            table_row(k, r) if r.get("status") == "done" else f"| `{k}` | {r['epochs']} so far | ({r['status']}) | | |"
+        )
     print(f"wrote {args.out}")
 
 

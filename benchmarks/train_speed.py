@@ -108,7 +108,11 @@ def run_plain(x: torch.Tensor, batch_size: int, device: torch.device, seed: int,
     torch.manual_seed(seed)
     n = len(x)
     net = PlainVAE(x[0].numel()).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True) if fused else torch.optim.Adam(net.parameters(), lr=1e-3)
+    opt = (
+        torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
+        if fused
+        else torch.optim.Adam(net.parameters(), lr=1e-3)
+    )
     sync(device)
     t0 = time.perf_counter()
     flat = x.flatten(1)  # (N, x_dim), a view

@@ -52,7 +52,9 @@ def main(args: argparse.Namespace) -> dict:
     train, test = experiment.mnist_subset(args)
     hidden = tuple(args.hidden)
     models = {"autoencoder": Autoencoder(*_pair(hidden)), "VAE": VAE(*_pair(hidden))}
-    classifier = sample_quality.train_digit_classifier(train.images, train.labels, epochs=args.classifier_epochs, seed=args.seed)
+    classifier = sample_quality.train_digit_classifier(
+        train.images, train.labels, epochs=args.classifier_epochs, seed=args.seed
+    )
     x_test = data.binarize(test.images, "static", seed=0)  # (N_test, 1, 28, 28)
     reference = train.images[: args.reference]  # (M, 1, 28, 28) training images for nearest distances
 
@@ -61,7 +63,16 @@ def main(args: argparse.Namespace) -> dict:
     axes = fig.subplots(1, 2)
     samples = []
     for ax, (name, model) in zip(axes, models.items()):
-        fit(model, train, test, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, progress=False, device="cpu")
+        fit(
+            model,
+            train,
+            test,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            progress=False,
+            device="cpu",
+        )
         codes = inspect.encode_dataset(model, train.images[: args.reference]).loc  # (M, 2)
         if isinstance(model, Autoencoder):
             # the AE has no prior: give it the Gaussian that matches its own codes

@@ -132,7 +132,9 @@ def figure(results: dict, n_train: int, path) -> None:
     for (name, r), colour in zip(results.items(), ("tab:blue", "tab:red")):
         ax.plot(r["epoch"], r["test_elbo"], color=colour, lw=1.6, label=f"{name}: held-out")
         ax.plot(r["epoch"], r["train_elbo"], color=colour, lw=1.0, ls="--", label=f"{name}: training images")
-        ax.plot([r["best_epoch"]], [r["best_test_elbo"]], marker="*", ms=11, color=colour, mec="black", mew=0.5, ls="none")
+        ax.plot(
+            [r["best_epoch"]], [r["best_test_elbo"]], marker="*", ms=11, color=colour, mec="black", mew=0.5, ls="none"
+        )
     shown = [v for r in results.values() for v in r["test_elbo"][len(r["test_elbo"]) // 10:] + r["train_elbo"][-1:]]
     if shown:
         ax.set_ylim(min(shown) - 5, max(shown) + 5)

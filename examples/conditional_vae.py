@@ -54,7 +54,9 @@ def main(args: argparse.Namespace) -> dict:
     # generate: every digit, args.per_digit times, from fresh z ~ p(z)
     wanted = torch.arange(NUM_CLASSES).repeat_interleave(args.per_digit)  # (10 * per_digit,)
     generated = cvae.generate(wanted)  # (10 * per_digit, 1, 28, 28)
-    classifier = sample_quality.train_digit_classifier(train.images, train.labels, epochs=args.classifier_epochs, seed=args.seed)
+    classifier = sample_quality.train_digit_classifier(
+        train.images, train.labels, epochs=args.classifier_epochs, seed=args.seed
+    )
     hits = classifier(generated).argmax(-1) == wanted
     shown = generated.reshape(NUM_CLASSES, args.per_digit, 1, 28, 28)[:, :10].flatten(0, 1)
     plots.image_grid(shown, nrow=min(10, args.per_digit), row_labels=[f"y={d}" for d in range(NUM_CLASSES)],

@@ -45,7 +45,9 @@ def main(args: argparse.Namespace) -> dict:
     vae = build_vae(z_dim=args.z_dim, hidden=tuple(args.hidden))
     history = fit(vae, train, test, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, progress=False,
                   device="cpu")
-    classifier = sample_quality.train_digit_classifier(train.images, train.labels, epochs=args.classifier_epochs, seed=args.seed)
+    classifier = sample_quality.train_digit_classifier(
+        train.images, train.labels, epochs=args.classifier_epochs, seed=args.seed
+    )
     x_test = data.binarize(test.images, "static", seed=0)  # (N_test, 1, 28, 28)
 
     # morph a `source` digit into a `target` digit along two paths
@@ -53,11 +55,15 @@ def main(args: argparse.Namespace) -> dict:
     x1 = x_test[test.labels == args.target][0]
     paths = {m: inspect.interpolate_inputs(vae, x0, x1, steps=args.steps, method=m) for m in ("linear", "spherical")}
     reads = {m: classifier(p).argmax(-1).tolist() for m, p in paths.items()}  # the digit seen at each step
-    plots.labelled_grid(torch.cat(list(paths.values())), ncol=args.steps, row_labels=list(paths),
-                        col_labels=[f"'{d}'" for d in reads["linear"]],
-                        xlabel=f"t = 0 (a test {args.source}) ... 1 (a test {args.target}); above: the classifier's reading "
-                               "of the linear path",
-                        path=run.path("interpolate_morph.png"))
+    plots.labelled_grid(
+        torch.cat(list(paths.values())),
+        ncol=args.steps,
+        row_labels=list(paths),
+        col_labels=[f"'{d}'" for d in reads["linear"]],
+        xlabel=f"t = 0 (a test {args.source}) ... 1 (a test {args.target}); above: the classifier's reading "
+        "of the linear path",
+        path=run.path("interpolate_morph.png"),
+    )
 
     # the stroke-thickness attribute vector, from the training codes
     codes = inspect.encode_dataset(vae, data.binarize(train.images, "static", seed=0))
@@ -70,12 +76,20 @@ def main(args: argparse.Namespace) -> dict:
                         xlabel="test digits' codes plus multiples of the stroke-thickness vector, decoded",
                         path=run.path("interpolate_attribute.png"))
     zero = AMOUNTS.index(0.0)
-    return run.finish("interpolate", {
-        "epochs": args.epochs, "z_dim": args.z_dim, "test_elbo": history.test_elbo[-1] if len(history) else None,
-        "classifier_reading_along_path": reads,
-        "ink_relative_to_unchanged": {f"{a:+g}": float((ink[:, i] / ink[:, zero]).mean()) for i, a in enumerate(AMOUNTS)},
-        "same_digit_fraction": {f"{a:+g}": float(kept[:, i].float().mean()) for i, a in enumerate(AMOUNTS)},
-    }, key="ink_relative_to_unchanged")
+    return run.finish(
+        "interpolate",
+        {
+            "epochs": args.epochs,
+            "z_dim": args.z_dim,
+            "test_elbo": history.test_elbo[-1] if len(history) else None,
+            "classifier_reading_along_path": reads,
+            "ink_relative_to_unchanged": {
+                f"{a:+g}": float((ink[:, i] / ink[:, zero]).mean()) for i, a in enumerate(AMOUNTS)
+            },
+            "same_digit_fraction": {f"{a:+g}": float(kept[:, i].float().mean()) for i, a in enumerate(AMOUNTS)},
+        },
+        key="ink_relative_to_unchanged",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:

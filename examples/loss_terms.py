@@ -67,8 +67,12 @@ def main(args: argparse.Namespace) -> dict:
     for ax, (name, (beta, kl_only)) in zip(fig.subplots(1, 3), settings.items()):
         vae, three[name] = _train_and_measure(args, train, test, x_test, beta, kl_only)
         codes = inspect.encode_dataset(vae, test.images, test.labels)
-        plots.latent_scatter(codes.loc, codes.labels, ax=ax, title=f"{name}\nrecon err {three[name]['recon_error']:.0f}, "
-                                                                  f"KL {three[name]['kl']:.1f} nats")
+        plots.latent_scatter(
+            codes.loc,
+            codes.labels,
+            ax=ax,
+            title=f"{name}\nrecon err {three[name]['recon_error']:.0f}, KL {three[name]['kl']:.1f} nats",
+        )
         print(f"{name}: {three[name]}")
     plots.save(fig, run.path("loss_terms_latents.png"))
 

@@ -45,7 +45,9 @@ def main(args: argparse.Namespace) -> dict:
     images, values = inspect.manifold_grid(vae, n=args.grid)  # (grid*grid, 1, 28, 28), (grid,)
     plots.manifold(images, values, title=f"decodes over a {args.grid}x{args.grid} grid of prior quantiles",
                    path=run.path("manifold_grid.png"))
-    classifier = sample_quality.train_digit_classifier(train.images, train.labels, epochs=args.classifier_epochs, seed=args.seed)
+    classifier = sample_quality.train_digit_classifier(
+        train.images, train.labels, epochs=args.classifier_epochs, seed=args.seed
+    )
     confident = sample_quality.classifier_log_prob(classifier, images) > math.log(0.5)  # a majority reading
     digits = sorted(set(classifier(images[confident]).argmax(-1).tolist()))
     return run.finish("manifold", {

@@ -100,7 +100,9 @@ def main(args: argparse.Namespace) -> dict:
 
 def _parser() -> argparse.ArgumentParser:
     p = experiment.parser(__doc__, epochs=20, batch_size=64)
-    p.add_argument("--cells", nargs="+", default=["gru", "lstm"], choices=["gru", "lstm"], help="recurrent cells to train")
+    p.add_argument(
+        "--cells", nargs="+", default=["gru", "lstm"], choices=["gru", "lstm"], help="recurrent cells to train"
+    )
     p.add_argument("--z-dim", type=int, default=16, help="latent dimension")
     p.add_argument("--hidden", type=int, default=128, help="recurrent state width")
     p.add_argument("--beta", type=float, default=0.2,

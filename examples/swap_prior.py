@@ -66,13 +66,28 @@ def main(args: argparse.Namespace) -> dict:
         encoder = nets.MLPEncoder(X_SHAPE, tuple(args.hidden), args.z_dim)
         decoder = nets.MLPDecoder(args.z_dim, tuple(reversed(args.hidden)), X_SHAPE)
         vae = VAE(encoder, decoder, prior=_prior(name, encoder, args.z_dim, args.vamp_components))
-        fit(vae, train, test, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, progress=False, device="cpu")
+        fit(
+            vae,
+            train,
+            test,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            progress=False,
+            device="cpu",
+        )
         recon, kl = evaluate.elbo_terms(vae, x_test, num_samples=args.kl_samples)  # each (N_test,)
         log_px, stderr = evaluate.log_likelihood(vae, x_test[: args.ll_examples], num_samples=args.ll_samples)
-        results[name] = {"test_elbo": float((recon - kl).mean()), "test_recon": float(recon.mean()),
-                         "test_kl": float(kl.mean()), "kl_analytic": evaluate.kl_is_analytic(vae),
-                         "log_px": float(log_px.mean()), "log_px_is_stderr": float(stderr.mean()), "log_px_examples": len(log_px),
-                         "log_px_samples": args.ll_samples}
+        results[name] = {
+            "test_elbo": float((recon - kl).mean()),
+            "test_recon": float(recon.mean()),
+            "test_kl": float(kl.mean()),
+            "kl_analytic": evaluate.kl_is_analytic(vae),
+            "log_px": float(log_px.mean()),
+            "log_px_is_stderr": float(stderr.mean()),
+            "log_px_examples": len(log_px),
+            "log_px_samples": args.ll_samples,
+        }
         print(f"{name}: test ELBO {results[name]['test_elbo']:.2f}, log p(x) {results[name]['log_px']:.2f}")
         rows.append(vae.sample(12))
     plots.image_grid(torch.cat(rows), nrow=12, row_labels=names, title="samples z ~ p(z), decoded, for each prior",

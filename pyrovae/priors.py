@@ -237,7 +237,8 @@ def as_prior(prior: object, z_dim: int | None = None) -> nn.Module:
         module = prior
     else:
         raise ValueError(
-            f"prior must be a pyrovae prior module or a Pyro distribution with event_shape (z_dim,), got {type(prior).__name__}"
+            f"prior must be a pyrovae prior module or a Pyro distribution "
+            f"with event_shape (z_dim,), got {type(prior).__name__}"
         )
     prior_z = getattr(module, "z_dim", None)
     if z_dim is not None and prior_z is not None and prior_z != z_dim:
@@ -246,10 +247,10 @@ def as_prior(prior: object, z_dim: int | None = None) -> nn.Module:
 
 
 __all__ = [
-    "StandardNormal",
+    "DistributionPrior",
     "LearnedGaussian",
     "MixtureOfGaussians",
+    "StandardNormal",
     "VampPrior",
-    "DistributionPrior",
     "as_prior",
 ]

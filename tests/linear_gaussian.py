@@ -38,7 +38,9 @@ class LinearEncoder(nn.Module):
         return loc, self.scale.expand_as(loc)
 
 
-def exact_posterior(W: torch.Tensor, b: torch.Tensor, sigma: float, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def exact_posterior(
+    W: torch.Tensor, b: torch.Tensor, sigma: float, x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior mean ``(N, k)`` and covariance ``(k, k)`` of z given x ``(N, D)``."""
     k = W.shape[1]
     cov = torch.linalg.inv(torch.eye(k, dtype=W.dtype) + W.T @ W / sigma**2)  # (k, k)

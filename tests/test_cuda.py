@@ -11,7 +11,7 @@ from pyro.optim import Adam
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from tests.test_model import LIKELIHOODS, PRIORS, make_data, make_vae
+from tests.models.test_model import LIKELIHOODS, PRIORS, make_data, make_vae
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 

@@ -24,24 +24,37 @@ TINY = {"epochs": 1, "subset": 300, "test_subset": 100}
 # example -> (extra tiny flags, figures it must write)
 CASES = {
     "vae_mnist": ({}, ["vae_mnist_samples.png", "vae_mnist_reconstructions.png"]),
-    "ae_vs_vae": ({"draws": 100, "reference": 300, "classifier_epochs": 1}, ["ae_vs_vae_latent.png", "ae_vs_vae_samples.png"]),
+    "ae_vs_vae": (
+        {"draws": 100, "reference": 300, "classifier_epochs": 1},
+        ["ae_vs_vae_latent.png", "ae_vs_vae_samples.png"],
+    ),
     "loss_terms": ({"betas": [0.5, 2.0], "sweep_z_dim": 2}, ["loss_terms_latents.png", "loss_terms_beta_sweep.png"]),
     "conv_vae": ({}, ["conv_vae.png"]),
-    "interpolate": ({"attribute_digits": 20, "classifier_epochs": 1, "steps": 4},
-                    ["interpolate_morph.png", "interpolate_attribute.png"]),
+    "interpolate": (
+        {"attribute_digits": 20, "classifier_epochs": 1, "steps": 4},
+        ["interpolate_morph.png", "interpolate_attribute.png"],
+    ),
     "manifold": ({"grid": 5, "points": 100, "classifier_epochs": 1}, ["manifold_epochs.png", "manifold_grid.png"]),
     "denoise_and_anomaly": ({}, ["denoise.png", "anomaly_top.png"]),
     "swap_prior": ({"vamp_components": 10, "ll_examples": 20, "ll_samples": 10, "kl_samples": 2}, ["swap_prior.png"]),
     "swap_likelihood": ({}, ["swap_likelihood.png"]),
     "sequence_vae": ({"samples": 50, "test_subset": 50}, ["sequence_vae.png"]),
-    "conditional_vae": ({"per_digit": 5, "classifier_epochs": 1, "styles": 2},
-                        ["conditional_generate.png", "conditional_style_transfer.png"]),
-    "hierarchical_vae": ({"ll_samples": 10, "ll_examples": 20},
-                         ["hierarchical_vae_samples.png", "hierarchical_vae_top_layer.png"]),
-    "semisupervised_m2": ({"labels": 100, "per_digit": 3, "styles": 2, "hidden": [32], "z_dim": 4},
-                          ["semisupervised_m2_generate.png", "semisupervised_m2_style_transfer.png"]),
-    "kl_direction": ({"steps": 30, "eval_samples": 20, "digits": 1, "subset": 200, "test_subset": 20},
-                     ["kl_toy.png", "kl_vae_posteriors.png"]),
+    "conditional_vae": (
+        {"per_digit": 5, "classifier_epochs": 1, "styles": 2},
+        ["conditional_generate.png", "conditional_style_transfer.png"],
+    ),
+    "hierarchical_vae": (
+        {"ll_samples": 10, "ll_examples": 20},
+        ["hierarchical_vae_samples.png", "hierarchical_vae_top_layer.png"],
+    ),
+    "semisupervised_m2": (
+        {"labels": 100, "per_digit": 3, "styles": 2, "hidden": [32], "z_dim": 4},
+        ["semisupervised_m2_generate.png", "semisupervised_m2_style_transfer.png"],
+    ),
+    "kl_direction": (
+        {"steps": 30, "eval_samples": 20, "digits": 1, "subset": 200, "test_subset": 20},
+        ["kl_toy.png", "kl_vae_posteriors.png"],
+    ),
     "bayesian_decoder": ({"draws": 2, "eval_every": 1}, ["bayesian_decoder.png"]),
 }
 

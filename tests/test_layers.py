@@ -116,7 +116,7 @@ def test_no_import_cycles():
         stack.append(m)
         for n in sorted(GRAPH[m]):
             if state.get(n) == 1:
-                cycle = stack[stack.index(n):] + [n]
+                cycle = [*stack[stack.index(n):], n]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if n not in state:
                 visit(n)
@@ -157,3 +157,35 @@ def test_init_files_only_re_export():
         assert assigned in ([], ["__all__"]), f"{path} assigns {assigned}; only __all__ belongs there"
         if any(isinstance(n, ast.ImportFrom) for n in tree.body):
             assert assigned == ["__all__"], f"{path} re-exports without an explicit __all__"
+
+
+# --- size limits (issue 12): modules <= 400 lines, functions <= 80 lines, fit < 40, docstrings not counted
+
+
+def _code_lines(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    lines = fn.end_lineno - fn.lineno + 1
+    first = fn.body[0]
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        lines -= first.end_lineno - first.lineno + 1
+    return lines
+
+
+def _functions():
+    for path in sorted(ROOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                yield path.relative_to(ROOT.parent), node
+
+
+def test_no_module_is_over_400_lines():
+    sizes = {str(p.relative_to(ROOT.parent)): len(p.read_text().splitlines()) for p in ROOT.rglob("*.py")}
+    long = {path: n for path, n in sizes.items() if n > 400}
+    assert not long, f"split these modules (one concept per module): {long}"
+
+
+def test_no_function_is_over_80_lines_and_fit_is_under_40():
+    long = {f"{p}:{fn.lineno} {fn.name}": n for p, fn in _functions() if (n := _code_lines(fn)) > 80}
+    assert not long, f"split these functions: {long}"
+    (fit,) = [fn for p, fn in _functions() if fn.name == "fit" and p.name == "fitting.py"]
+    assert _code_lines(fit) < 40, f"fit is {_code_lines(fit)} lines without its docstring; keep it a thin wrapper"
+    assert ast.get_docstring(fit) and len(ast.get_docstring(fit).splitlines()) > 20, "keep fit's full docstring"

@@ -178,8 +178,11 @@ def test_loading_keeps_a_torch_optimiser_valid(tmp_path):
 def test_a_store_from_another_model_is_a_clear_error():
     Trace_ELBO().loss(make_vae().model, make_vae().guide, binary())  # registers an 8-unit encoder
     bigger = VAE(nets.MLPEncoder(X_SHAPE, (16,), Z), nets.MLPDecoder(Z, (8,), X_SHAPE), priors.StandardNormal(Z))
-    with pytest.raises(ValueError, match=r"param store holds 'encoder\$\$\$body\.0\.weight' with shape \(8, 6\) but this "
-                                         r"VAE's encoder \(MLPEncoder\) has shape \(16, 6\).*pyro\.clear_param_store\(\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"param store holds 'encoder\$\$\$body\.0\.weight' with shape \(8, 6\) but this "
+        r"VAE's encoder \(MLPEncoder\) has shape \(16, 6\).*pyro\.clear_param_store\(\)",
+    ):
         Trace_ELBO().loss(bigger.model, bigger.guide, binary())
     bigger.sync_param_store()  # or take this model's values
     assert torch.isfinite(torch.tensor(Trace_ELBO().loss(bigger.model, bigger.guide, binary())))

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``pyrovae`` argument parser: one subcommand per entry of :data:`COMMANDS`."""
     parser = Parser(prog="pyrovae", description="Variational autoencoders written the Pyro way.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add_args, _) in COMMANDS.items():

@@ -55,7 +55,9 @@ def hidden_widths(text: str) -> tuple[int, ...]:
     try:
         widths = tuple(int(w) for w in text.split(",") if w.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--hidden takes comma-separated integers like 512,512, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"--hidden takes comma-separated integers like 512,512, got {text!r}"
+        ) from None
     if not widths or any(w < 1 for w in widths):
         raise argparse.ArgumentTypeError(f"--hidden widths must be positive integers like 512,512, got {text!r}")
     return widths

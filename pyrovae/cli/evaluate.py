@@ -19,7 +19,9 @@ HELP = "ELBO terms, log p(x) and collapse diagnostics of a checkpoint, as JSON"
 def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", type=Path, help="a checkpoint.pt written by pyrovae train, or its run folder")
     p.add_argument("--samples", type=int, default=5000, help="importance samples K for log p(x) (default %(default)s)")
-    p.add_argument("--n", type=int, default=1000, help="test points to evaluate (default %(default)s; 10000 = all of MNIST's)")
+    p.add_argument(
+        "--n", type=int, default=1000, help="test points to evaluate (default %(default)s; 10000 = all of MNIST's)"
+    )
     p.add_argument("--batch-size", type=cli_args.positive_int, default=100,
                    help="data points per batch of log p(x) (default %(default)s)")
     cli_args.add_out(p, None, "JSON file to write, or a folder for evaluation.json (default: next to the checkpoint)")
@@ -52,8 +54,11 @@ def run(args: argparse.Namespace) -> dict:
     summary = {"checkpoint": str(args.checkpoint), "data": src.spec,
                **evaluation_summary(vae, x, args.samples, args.batch_size)}
     write_json(out, summary)
-    print(f"on {summary['n']} test points of {src.spec['source']}: ELBO {summary['elbo']:.2f} = recon {summary['recon']:.2f} - KL {summary['kl']:.2f} "
-          f"({summary['kl_method']} KL)")
+    print(
+        f"on {summary['n']} test points of {src.spec['source']}: ELBO {summary['elbo']:.2f} "
+        f"= recon {summary['recon']:.2f} - KL {summary['kl']:.2f} "
+        f"({summary['kl_method']} KL)"
+    )
     print(f"log p(x) {summary['log_px']:.2f} ± {summary['log_px_stderr']:.2f} nats (K={args.samples}, "
           f"{summary['log_px_seconds']:.1f}s); ELBO gap {summary['elbo_gap']:.2f}")
     print(summary["collapse_report"])

@@ -31,8 +31,15 @@ from .. import data
 from .._util.files import write_json
 
 
-def parser(doc: str | None, epochs: int = 5, subset: int | None = None, test_subset: int | None = None,
-           batch_size: int = 100, z_dim: int | None = None, hidden: Sequence[int] | None = None) -> argparse.ArgumentParser:
+def parser(
+    doc: str | None,
+    epochs: int = 5,
+    subset: int | None = None,
+    test_subset: int | None = None,
+    batch_size: int = 100,
+    z_dim: int | None = None,
+    hidden: Sequence[int] | None = None,
+) -> argparse.ArgumentParser:
     """An ``ArgumentParser`` with the flags every experiment shares.
 
     ``--epochs``, ``--subset`` (training examples, default all), ``--test-subset``,
@@ -100,7 +107,10 @@ class Run:
         numbers = json.loads(json.dumps(numbers, default=_jsonable))  # tensors -> lists, early errors
         write_json(self.out / f"{name}.json", numbers)
         if key is not None:
-            print(f"{name}: {key} = {_fmt(numbers[key])}  ({numbers['seconds']} s; numbers in {self.out / (name + '.json')})")
+            print(
+                f"{name}: {key} = {_fmt(numbers[key])}  ({numbers['seconds']} s; "
+                f"numbers in {self.out / (name + '.json')})"
+            )
         return numbers
 
 

@@ -116,7 +116,7 @@ class RunLock:
         text = os.pread(self.fd, 64, 0).decode(errors="replace").strip()
         return int(text) if text.isdigit() else None
 
-    def __enter__(self) -> RunLock:  # noqa: PYI034
+    def __enter__(self) -> RunLock:
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         if fcntl is not None:
             try:
@@ -174,7 +174,9 @@ def check_checkpoint(path: Path, model_config: dict[str, Any], training: dict[st
     if not resume:
         raise UsageError(f"{path.parent} already holds a checkpoint of this configuration (epoch {epoch} of "
                          f"{planned}); pass --resume to continue it or --overwrite to start over")
-    notes = [f"resuming {path} from epoch {epoch} (its run planned {planned} epochs; this one goes to {training['epochs']})"]
+    notes = [
+        f"resuming {path} from epoch {epoch} (its run planned {planned} epochs; this one goes to {training['epochs']})"
+    ]
     if epoch >= training["epochs"]:
         notes.append(f"note: the checkpoint has all {training['epochs']} epochs already; nothing is left to train "
                      "(pass a larger --epochs to train on), so only the metrics and figures are written again")

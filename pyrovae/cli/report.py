@@ -103,7 +103,9 @@ class _Figures:
 
 
 def _samples(f: _Figures) -> None:
-    plots.labelled_grid(f.vae.sample(64), ncol=8, title="samples from the prior (mean of p(x|z))", path=f.path("samples"))
+    plots.labelled_grid(
+        f.vae.sample(64), ncol=8, title="samples from the prior (mean of p(x|z))", path=f.path("samples")
+    )
 
 
 def _posterior_decodes(f: _Figures) -> None:
@@ -120,8 +122,13 @@ def _reconstructions(f: _Figures) -> None:
     x = f.x[: rows * ncol]
     recon = f.vae.reconstruct(x)
     grid = torch.cat([t for r in range(rows) for t in (x[r * ncol:(r + 1) * ncol], recon[r * ncol:(r + 1) * ncol])])
-    plots.labelled_grid(grid, ncol=ncol, row_labels=["input", "reconstruction"] * rows,
-                        title="inputs and their reconstructions (decoded posterior means)", path=f.path("reconstructions"))
+    plots.labelled_grid(
+        grid,
+        ncol=ncol,
+        row_labels=["input", "reconstruction"] * rows,
+        title="inputs and their reconstructions (decoded posterior means)",
+        path=f.path("reconstructions"),
+    )
 
 
 def _latent(f: _Figures) -> None:
@@ -217,9 +224,13 @@ def _anomalies(f: _Figures) -> None:
 
 def _denoise(f: _Figures) -> None:
     noisy = inspect.corrupt(f.x[:10], "flip", 0.1, seed=f.seed)
-    plots.labelled_grid(torch.cat([f.x[:10], noisy, inspect.denoise(f.vae, noisy)]), ncol=10,
-                        row_labels=["clean", "10% flipped", "denoised"], title="denoising: reconstruct from corrupted input",
-                        path=f.path("denoise"))
+    plots.labelled_grid(
+        torch.cat([f.x[:10], noisy, inspect.denoise(f.vae, noisy)]),
+        ncol=10,
+        row_labels=["clean", "10% flipped", "denoised"],
+        title="denoising: reconstruct from corrupted input",
+        path=f.path("denoise"),
+    )
 
 
 #: figure name -> function that writes it, or returns why it does not apply

@@ -36,6 +36,7 @@ def check_images(x: Tensor, name: str = "data") -> Tensor:
 
 
 def check_mode(mode: str | None) -> None:
+    """:raises ValueError: unless ``mode`` is ``"dynamic"``, ``"static"`` or ``None``."""
     if mode not in BINARIZE_MODES:
         raise ValueError(
             f"unknown binarize mode {mode!r}; allowed modes are 'dynamic', 'static' or None"
@@ -48,6 +49,7 @@ def check_unit_interval(images: Tensor) -> None:
 
 
 def seeded_generator(seed: int, device: torch.device | str) -> torch.Generator:
+    """A :class:`torch.Generator` on ``device`` seeded with ``seed`` (the draws of static binarisation)."""
     gen = torch.Generator(device=device)
     gen.manual_seed(int(seed))
     return gen

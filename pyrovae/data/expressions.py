@@ -139,7 +139,9 @@ def is_valid(s: str) -> bool:
     return expr() and pos == len(s)
 
 
-def load_expressions(n_train: int = 20000, n_test: int = 2000, max_len: int = 16, seed: int = 0) -> tuple[SequenceSet, SequenceSet]:
+def load_expressions(
+    n_train: int = 20000, n_test: int = 2000, max_len: int = 16, seed: int = 0
+) -> tuple[SequenceSet, SequenceSet]:
     """Disjoint training and test sets of expressions.
 
     :param n_train: training sequences.

@@ -19,22 +19,22 @@ import gzip
 import hashlib
 import io
 import os
-import pickle
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .._util.files import atomic_write
+from .idx import idx_bytes, parse_idx
+from .safe_pickle import numpy_only_loads
 
 if TYPE_CHECKING:
     from .containers import ImageSet
@@ -45,10 +45,6 @@ __all__ = ["ChecksumError", "default_data_root", "load_mnist"]
 _MNIST_HW = (28, 28)  # image height, width
 _MNIST_N = {"train": 60_000, "t10k": 10_000}
 _NUM_CLASSES = 10
-
-# torchvision's raw layout: root/MNIST/raw/<prefix>-{images-idx3,labels-idx1}-ubyte[.gz]
-_IMAGES_MAGIC = 2051  # idx: unsigned byte, 3 dims (N, 28, 28)
-_LABELS_MAGIC = 2049  # idx: unsigned byte, 1 dim (N,)
 
 # sha256 of the four canonical uncompressed MNIST files (their md5s are the widely
 # published 6bbc9ace..., a25bea73..., 2646ac64..., 27ae3e4e...). Every source is checked
@@ -129,66 +125,6 @@ def _verify_file_sha256(path: Path, expected: str) -> None:
         )
 
 
-def _numpy_reconstruct() -> Any:
-    try:
-        from numpy._core.multiarray import _reconstruct  # numpy >= 2
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core.multiarray import _reconstruct
-    return _reconstruct
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """
-    An unpickler that resolves only the globals a plain numpy array needs. Anything else
-    (``os.system``, ``builtins.eval``, ...) raises :class:`pickle.UnpicklingError`, so a
-    tampered pickle cannot run code.
-    """
-
-    _ALLOWED: ClassVar[dict[tuple[str, str], Callable[[], Any]]] = {
-        ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
-        ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,
-        ("numpy", "ndarray"): lambda: np.ndarray,
-        ("numpy", "dtype"): lambda: np.dtype,
-        # Python 3 writes bytes in protocol-2 pickles as _codecs.encode(str, "latin1").
-        ("_codecs", "encode"): lambda: __import__("codecs").encode,
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        factory = self._ALLOWED.get((module, name))
-        if factory is None:
-            raise pickle.UnpicklingError(
-                f"refusing to unpickle global {module}.{name}: only numpy arrays are allowed"
-            )
-        return factory()
-
-
-def _restricted_loads(data: bytes) -> Any:
-    """Unpickle ``data`` (a Python 2 pickle, hence latin1) allowing numpy arrays only."""
-    return _NumpyOnlyUnpickler(io.BytesIO(data), encoding="latin1").load()
-
-
-def _idx_bytes(array: np.ndarray) -> bytes:
-    """Serialise a uint8 array in the idx format (big-endian header, then raw bytes)."""
-    if array.dtype != np.uint8:
-        raise TypeError(f"idx writer expects uint8, got {array.dtype}")
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    return header + np.ascontiguousarray(array).tobytes()
-
-
-def _parse_idx(data: bytes, name: str) -> np.ndarray:
-    if len(data) < 4:
-        raise ValueError(f"{name}: too short to be an idx file")
-    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
-    if zero != 0 or dtype_code != 0x08 or ndim < 1:
-        raise ValueError(f"{name}: not an unsigned-byte idx file (bad magic number)")
-    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
-    offset = 4 + 4 * ndim
-    expected = offset + int(np.prod(shape))
-    if len(data) != expected:
-        raise ValueError(f"{name}: {len(data)} bytes, expected {expected} for shape {shape}")
-    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
-
-
 def _read_idx(raw: Path, name: str) -> np.ndarray:
     plain, packed = raw / name, raw / f"{name}.gz"
     if plain.is_file():
@@ -199,7 +135,7 @@ def _read_idx(raw: Path, name: str) -> np.ndarray:
     else:
         raise FileNotFoundError(f"{plain} (or .gz) not found")
     _verify_sha256(data, _MNIST_RAW_SHA256[name], str(path))
-    return _parse_idx(data, str(path))
+    return parse_idx(data, str(path))
 
 
 def _check_split(
@@ -228,7 +164,7 @@ def _write_raw(raw: Path, arrays: Sequence[np.ndarray]) -> None:
     train_x, train_y, test_x, test_y = arrays
     for prefix, (x, y) in (("train", (train_x, train_y)), ("t10k", (test_x, test_y))):
         for name, array in zip(_raw_names(prefix), (x, y), strict=True):
-            data = _idx_bytes(array)
+            data = idx_bytes(array)
             _verify_sha256(data, _MNIST_RAW_SHA256[name], f"{name} (as converted)")
             atomic_write(raw / name, lambda tmp, data=data: Path(tmp).write_bytes(data))
 
@@ -272,7 +208,7 @@ def _fetch_torchvision(root: Path) -> tuple[np.ndarray, ...]:
 
 def _hub_arrays(member: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Decode ``mnist.pkl.gz`` (50k/10k/10k, pixels k/256) into uint8 60k/10k arrays."""
-    (tx, ty), (vx, vy), (sx, sy) = _restricted_loads(gzip.decompress(member))
+    (tx, ty), (vx, vy), (sx, sy) = numpy_only_loads(gzip.decompress(member))
 
     def pixels(x: np.ndarray, what: str) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64) * 256.0  # (N, 784), k/256 -> k

@@ -80,7 +80,9 @@ class DataSource:
         return bool(self.train.min() >= 0) and bool(self.train.max() <= 1)
 
     def describe(self) -> str:
-        what = "binary" if self.binary else ("grey" if self.x_shape[0] == 1 else "colour") if self.kind == "images" else ""
+        what = (
+            "binary" if self.binary else ("grey" if self.x_shape[0] == 1 else "colour") if self.kind == "images" else ""
+        )
         shape = "x".join(map(str, self.x_shape))
         kind = f"{what} {shape} images" if self.kind == "images" else f"table of {self.x_shape[0]} columns"
         return f"{self.spec['source']}: {kind}, {len(self.train)} training and {len(self.test)} test points"
@@ -177,7 +179,7 @@ def _torchvision(name: str, root: Path) -> dict[str, Any]:
     except RuntimeError:  # not there yet: download
         try:
             sets = [cls(str(root), train=train, download=True) for train in (True, False)]
-        except Exception as e:  # noqa: BLE001  # no network, a mirror down, a bad archive: all say the same
+        except Exception as e:  # no network, a mirror down, a bad archive: all say the same
             reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
             raise DataSourceError(
                 f"cannot get {name}: torchvision could not download it ({reason}); this machine may have no "
@@ -223,8 +225,10 @@ def _arrays(source: str, root: Path, image_size: tuple[int, int] | None, notes: 
     if path.is_file() and path.suffix.lower() in TENSOR_SUFFIXES:
         return _read_tensor_file(path)
     if path.is_file():
-        raise DataSourceError(f"{path}: cannot read {path.suffix or 'suffix-less'} files; give a "
-                              f"{'/'.join(TENSOR_SUFFIXES)} tensor file or a folder of {'/'.join(IMAGE_SUFFIXES)} images")
+        raise DataSourceError(
+            f"{path}: cannot read {path.suffix or 'suffix-less'} files; give a "
+            f"{'/'.join(TENSOR_SUFFIXES)} tensor file or a folder of {'/'.join(IMAGE_SUFFIXES)} images"
+        )
     raise DataSourceError(f"{source}: no such file or folder, and not a data set name ({', '.join(NAMED)})")
 
 
@@ -260,7 +264,9 @@ def load_source(source: str | os.PathLike | None = "mnist", *, root: str | os.Pa
     y = _labels(arrays.get("y_train"), len(x), source)
     if arrays.get("x_test") is None:
         x_train, x_test, y_train, y_test = _split(x, y, test_fraction, split_seed)
-        notes.append(f"no test split in {source}: held out {len(x_test)} of {len(x)} points at random (seed {split_seed})")
+        notes.append(
+            f"no test split in {source}: held out {len(x_test)} of {len(x)} points at random (seed {split_seed})"
+        )
     else:
         x_train, y_train = x, y
         x_test, kind_test = as_data(arrays["x_test"], f"{source} (test)", notes)

@@ -244,7 +244,9 @@ def _dims(ds: list[int]) -> str:
     return ", ".join(f"z[{d}]" for d in ds)
 
 
-def collapse_report(vae, x: torch.Tensor | Iterable, threshold: float = ACTIVE_THRESHOLD, batch_size: int = 1000) -> str:
+def collapse_report(
+    vae, x: torch.Tensor | Iterable, threshold: float = ACTIVE_THRESHOLD, batch_size: int = 1000
+) -> str:
     """Say in words which latent dimensions are collapsed.
 
     A dimension is *collapsed* when its activity :math:`\\mathrm{Var}_x(\\mathbb{E}_q[z_d])` is at

@@ -97,7 +97,9 @@ class DigitClassifier(nn.Module):
 
     def __init__(self, x_shape: tuple[int, ...] = (1, 28, 28), hidden: int = 256, num_classes: int = 10) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(math.prod(x_shape), hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(math.prod(x_shape), hidden), nn.ReLU(), nn.Linear(hidden, num_classes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)  # (batch, num_classes)

@@ -17,7 +17,7 @@ Why not ``pyro.infer.RenyiELBO(alpha=0)``? It does keep the data plate (its log-
 per data point), but it reads the log-densities *after* the plate's ``N / |B|`` subsample scale
 has been applied, so with ``num_data`` it computes
 :math:`\sum_n \log \frac{1}{K}\sum_k w_{nk}^{N/|B|}`, which is not the IWAE bound
-(``tests/test_iwae.py`` shows the difference). :class:`IWAE_ELBO` divides that scale out,
+(``tests/infer/test_iwae.py`` shows the difference). :class:`IWAE_ELBO` divides that scale out,
 takes the log-mean-exp per data point, then scales the result back up. Other scales (the
 β of :class:`pyrovae.VAE`, masks) stay inside the weights, so β ≠ 1 gives a β-weighted bound.
 
@@ -103,7 +103,8 @@ class IWAE_ELBO(ELBO):
                 frame = data_plate_frame(site, self.plate, estimator="IWAE_ELBO", role=role, name=name)
                 if role == "guide" and not site["is_observed"] and not site["fn"].has_rsample:
                     raise ValueError(
-                        f"IWAE_ELBO needs reparameterised guide sites; {name!r} ({type(site['fn']).__name__}) has no rsample"
+                        f"IWAE_ELBO needs reparameterised guide sites; "
+                        f"{name!r} ({type(site['fn']).__name__}) has no rsample"
                     )
                 s = frame.full_size / frame.size if frame.full_size is not None else 1.0
                 scale = s if scale is None else scale

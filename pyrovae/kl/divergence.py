@@ -74,7 +74,7 @@ class KLReport(NamedTuple):
 
 def _check(d: object, name: str) -> None:
     if not isinstance(d, Distribution):
-        raise ValueError(f"{name} must be a torch/pyro Distribution, got {type(d).__name__}")  # noqa: TRY004 (the API raises ValueError for bad input)
+        raise ValueError(f"{name} must be a torch/pyro Distribution, got {type(d).__name__}")
 
 
 @torch.no_grad()
@@ -101,7 +101,9 @@ def kl(p: Distribution, q: Distribution, num_samples: int = 10000, exact: bool |
     _check(p, "p")
     _check(q, "q")
     if p.event_shape != q.event_shape:
-        raise ValueError(f"p and q must have the same event shape, got {tuple(p.event_shape)} and {tuple(q.event_shape)}")
+        raise ValueError(
+            f"p and q must have the same event shape, got {tuple(p.event_shape)} and {tuple(q.event_shape)}"
+        )
     if exact is not False:
         try:
             value = kl_divergence(p, q)  # (*batch_shape)

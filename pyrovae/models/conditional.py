@@ -41,7 +41,9 @@ class ConditionalVAE(PyroModule):
     :param likelihood: default Bernoulli.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: _likelihoods.Likelihood | None = None) -> None:
+    def __init__(
+        self, encoder: nn.Module, decoder: nn.Module, likelihood: _likelihoods.Likelihood | None = None
+    ) -> None:
         super().__init__()
         self.encoder, self.decoder = encoder, decoder
         self.likelihood = likelihood if likelihood is not None else _likelihoods.Bernoulli()

@@ -123,29 +123,73 @@ def _table() -> dict[str, Recipe]:
     flows = {"guide_flows": 2, "prior": "flow", "prior_flows": 2}  # IAF guide + affine flow prior
     vamp = {"prior": "vamp", "num_components": 500}  # 500 pseudo-inputs
     return {
-        "default": Recipe(z_dim=32, hidden=(512, 512), activation="gelu", prior="mog", num_components=10,
-                          batch_size=64, loss="meanfield",
-                          description="what `pyrovae train` runs: learned 10-component mixture prior, analytic KL; "
-                                      "test ELBO -97.95 after 10 epochs"),
-        "reference": Recipe(z_dim=50, hidden=(400,), activation="softplus", prior="standard_normal", batch_size=128,
-                            loss="trace", description="the textbook VAE of Kingma & Welling: test ELBO -102.85 after 10 epochs"),
-        "vae-burda": Recipe(**burda, loss="meanfield", num_particles=1,
-                            description="Burda's 200-200 tanh VAE, N(0, I), analytic-KL ELBO"),
-        "vampprior": Recipe(**burda, **vamp, num_particles=1,
-                            description="VampPrior on Burda's tanh network (stays at the pixel marginals: use vamp-large)"),
+        "default": Recipe(
+            z_dim=32,
+            hidden=(512, 512),
+            activation="gelu",
+            prior="mog",
+            num_components=10,
+            batch_size=64,
+            loss="meanfield",
+            description="what `pyrovae train` runs: learned 10-component mixture prior, analytic KL; "
+            "test ELBO -97.95 after 10 epochs",
+        ),
+        "reference": Recipe(
+            z_dim=50,
+            hidden=(400,),
+            activation="softplus",
+            prior="standard_normal",
+            batch_size=128,
+            loss="trace",
+            description="the textbook VAE of Kingma & Welling: test ELBO -102.85 after 10 epochs",
+        ),
+        "vae-burda": Recipe(
+            **burda,
+            loss="meanfield",
+            num_particles=1,
+            description="Burda's 200-200 tanh VAE, N(0, I), analytic-KL ELBO",
+        ),
+        "vampprior": Recipe(
+            **burda,
+            **vamp,
+            num_particles=1,
+            description="VampPrior on Burda's tanh network (stays at the pixel marginals: use vamp-large)",
+        ),
         "iaf": Recipe(**burda, guide_flows=2, num_particles=1, description="Normal guide + 2 IAF steps, ELBO"),
         "iwae": Recipe(**burda, loss="iwae", num_particles=50, description="IWAE bound, K = 50"),
-        "best": Recipe(**burda, **flows, loss="iwae", num_particles=5, description="IAF guide + flow prior, IWAE K = 5"),
-        "vae-large": Recipe(**large, num_particles=1,
-                            description="plain VAE, wide GELU net: NLL 87.83 after --epochs 380 --final-lr 1e-4"),
-        "vamp-large": Recipe(**large, **vamp, num_particles=1,
-                             description="VampPrior-500, wide GELU net: NLL 85.82 after --epochs 55 --final-lr 1e-4"),
-        "iwae-large": Recipe(**large, loss="iwae", num_particles=5,
-                             description="IWAE K = 5, wide GELU net: NLL 86.14 after --epochs 60 --final-lr 1e-4"),
-        "best-large": Recipe(**large, **flows, num_particles=1,
-                             description="IAF guide + flow prior, wide GELU net: NLL 84.13 after --epochs 330 --final-lr 1e-4"),
-        "best-large-iwae": Recipe(**large, **flows, loss="iwae", num_particles=5,
-                                  description="best-large fine-tuned with IWAE K = 5 (--init-from, --lr 1e-4): NLL 83.97"),
+        "best": Recipe(
+            **burda, **flows, loss="iwae", num_particles=5, description="IAF guide + flow prior, IWAE K = 5"
+        ),
+        "vae-large": Recipe(
+            **large,
+            num_particles=1,
+            description="plain VAE, wide GELU net: NLL 87.83 after --epochs 380 --final-lr 1e-4",
+        ),
+        "vamp-large": Recipe(
+            **large,
+            **vamp,
+            num_particles=1,
+            description="VampPrior-500, wide GELU net: NLL 85.82 after --epochs 55 --final-lr 1e-4",
+        ),
+        "iwae-large": Recipe(
+            **large,
+            loss="iwae",
+            num_particles=5,
+            description="IWAE K = 5, wide GELU net: NLL 86.14 after --epochs 60 --final-lr 1e-4",
+        ),
+        "best-large": Recipe(
+            **large,
+            **flows,
+            num_particles=1,
+            description="IAF guide + flow prior, wide GELU net: NLL 84.13 after --epochs 330 --final-lr 1e-4",
+        ),
+        "best-large-iwae": Recipe(
+            **large,
+            **flows,
+            loss="iwae",
+            num_particles=5,
+            description="best-large fine-tuned with IWAE K = 5 (--init-from, --lr 1e-4): NLL 83.97",
+        ),
     }
 
 

@@ -172,7 +172,7 @@ def prior_z_dim(prior: nn.Module) -> int | None:
         return z_dim
     try:
         shape = prior().event_shape
-    except Exception:  # noqa: BLE001 - a prior that cannot run yet tells us nothing
+    except Exception:  # a prior that cannot run yet tells us nothing
         return None
     return int(shape[0]) if len(shape) == 1 else None
 
@@ -264,9 +264,12 @@ def check_values(vae: nn.Module, x: torch.Tensor, name: str = "x", *, binarize: 
     elif binarize is not None:
         lo, hi = (float(v) for v in torch.aminmax(x))
         if lo < 0 or hi > 1:
-            scale = f"; values up to {hi:.4g} look like 8-bit pixels: use {name} / 255" if 1 < hi <= 255 and lo >= 0 else ""
+            scale = (
+                f"; values up to {hi:.4g} look like 8-bit pixels: use {name} / 255" if 1 < hi <= 255 and lo >= 0 else ""
+            )
             raise ValueError(
-                f"{name} has values in [{lo:.4g}, {hi:.4g}] but binarize={binarize!r} needs probabilities in [0, 1]{scale}"
+                f"{name} has values in [{lo:.4g}, {hi:.4g}] but binarize={binarize!r} "
+                f"needs probabilities in [0, 1]{scale}"
             )
 
 
@@ -318,7 +321,8 @@ def check_encoder_output(
             raise ValueError(
                 f"encoder {cls} returned a scale with {int(bad.sum())} of {scale.numel()} values that are not "
                 f"finite and > 0 (smallest {float(scale.detach().min()):.4g}); {protocol}. A raw network output is no "
-                "standard deviation: map it through softplus or exp (pyrovae.nets.functional.positive_scale adds a floor)"
+                "standard deviation: map it through softplus or exp "
+                "(pyrovae.nets.functional.positive_scale adds a floor)"
             )
     return loc, scale
 

@@ -22,7 +22,9 @@ class ConditionalMLPEncoder(nn.Module):
     :param z_dim: latent dimension.
     """
 
-    def __init__(self, x_shape: Sequence[int], num_classes: int, hidden: Sequence[int] = (400,), z_dim: int = 16) -> None:
+    def __init__(
+        self, x_shape: Sequence[int], num_classes: int, hidden: Sequence[int] = (400,), z_dim: int = 16
+    ) -> None:
         super().__init__()
         self.x_shape, self.num_classes, self.z_dim = tuple(x_shape), num_classes, z_dim
         self.body = nn.Sequential(mlp((math.prod(self.x_shape) + num_classes, *hidden)), nn.Softplus())
@@ -42,7 +44,9 @@ class ConditionalMLPDecoder(nn.Module):
     :param x_shape: shape of one data point.
     """
 
-    def __init__(self, z_dim: int, num_classes: int, hidden: Sequence[int] = (400,), x_shape: Sequence[int] = (1, 28, 28)) -> None:
+    def __init__(
+        self, z_dim: int, num_classes: int, hidden: Sequence[int] = (400,), x_shape: Sequence[int] = (1, 28, 28)
+    ) -> None:
         super().__init__()
         self.x_shape, self.num_classes, self.z_dim = tuple(x_shape), num_classes, z_dim
         self.net = mlp((z_dim + num_classes, *hidden, math.prod(self.x_shape)))

@@ -42,7 +42,7 @@ def kl_fits(result: Any, path: str | os.PathLike | None = None) -> Figure:
     ]
     renyi = [f for f in fits if f.method == "renyi"]
     if renyi:
-        panels.append(("Rényi bounds, α from reverse (1) to covering", [result.reverse] + renyi))
+        panels.append(("Rényi bounds, α from reverse (1) to covering", [result.reverse, *renyi]))
     fig = new_figure((4.6 * len(panels), 4.9))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (title, group) in zip(axes, panels):
@@ -57,7 +57,9 @@ def kl_fits(result: Any, path: str | os.PathLike | None = None) -> Figure:
         labels = [f"{f.name if f.alpha is None else f'α={f.alpha:g}'}: KL(p||q)={float(f.kl_pq.value):.2f}, "
                   f"KL(q||p)={float(f.kl_qp.value):.2f}" for f in group]
         if group and group[0].method == "reverse" and len(group) > 1:
-            labels[0] = f"α→1 (reverse): KL(p||q)={float(group[0].kl_pq.value):.2f}, KL(q||p)={float(group[0].kl_qp.value):.2f}"
+            labels[0] = (
+                f"α→1 (reverse): KL(p||q)={float(group[0].kl_pq.value):.2f}, KL(q||p)={float(group[0].kl_qp.value):.2f}"
+            )
         ax.legend(handles, labels, fontsize=6.5, loc="upper left", framealpha=0.85)
         ax.set_title(title, fontsize=9)
     fig.suptitle(f"one Gaussian q fitted to a bimodal p (grey), seed {result.seed}; ellipses at 1 and 2 sd",

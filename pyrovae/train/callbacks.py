@@ -79,7 +79,9 @@ def as_callbacks(callbacks: Iterable[Callback | Callable]) -> list[Callback]:
         elif callable(cb):
             out.append(EpochFunction(cb))
         else:
-            raise TypeError(f"a callback must be a Callback or a function cb(epoch, vae, history), got {type(cb).__name__}")
+            raise TypeError(
+                f"a callback must be a Callback or a function cb(epoch, vae, history), got {type(cb).__name__}"
+            )
     return out
 
 

@@ -87,9 +87,13 @@ def load_scheduler_state(scheduler: Any, state: dict | None, *, path: Any = "che
         return
     if scheduler is None or state is None:
         has = "no" if state is None else "a"
-        raise _malformed(path, "lr_scheduler", f"is {has} scheduler state, but this run has "
-                                               f"{'a' if scheduler is not None else 'no'} lr_scheduler; resume with the "
-                                               "settings the checkpoint was written with")
+        raise _malformed(
+            path,
+            "lr_scheduler",
+            f"is {has} scheduler state, but this run has "
+            f"{'a' if scheduler is not None else 'no'} lr_scheduler; resume with the "
+            "settings the checkpoint was written with",
+        )
     try:
         scheduler.load_state_dict(state)
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
@@ -255,7 +259,9 @@ def _parameter_bound(config: VAEConfig) -> int:
     """An upper bound on the number of parameters and buffers of ``build_vae(config)``, found
     without allocating them: the parts without flows are built on the meta device (exact); the
     flows' autoregressive networks, whose masks need real tensors, are bounded by their layer sizes."""
-    plain = dataclasses.replace(config, guide_flows=0, prior="standard_normal" if config.prior == "flow" else config.prior)
+    plain = dataclasses.replace(
+        config, guide_flows=0, prior="standard_normal" if config.prior == "flow" else config.prior
+    )
     with torch.device("meta"):
         vae = build_vae(plain)
     total = sum(t.numel() for t in vae.state_dict().values())
@@ -289,7 +295,9 @@ def _rebuild(payload: dict, path: Any) -> VAE:
         raise _malformed(path, "config", f"does not describe a VAE ({type(e).__name__}: {e})") from e
 
 
-def load_checkpoint(path: str | os.PathLike, vae: VAE | None = None, *, map_location: str | torch.device = "cpu") -> tuple[VAE, dict]:
+def load_checkpoint(
+    path: str | os.PathLike, vae: VAE | None = None, *, map_location: str | torch.device = "cpu"
+) -> tuple[VAE, dict]:
     """Load a checkpoint into ``vae`` (or into a VAE rebuilt from its config).
 
     :param path: the checkpoint file.

@@ -38,7 +38,14 @@ from collections.abc import Sequence
 import torch
 import torch.distributed as dist
 
-__all__ = ["average_gradients", "broadcast_parameters", "default_backend", "mean_across_ranks", "rank_and_world", "shard"]
+__all__ = [
+    "average_gradients",
+    "broadcast_parameters",
+    "default_backend",
+    "mean_across_ranks",
+    "rank_and_world",
+    "shard",
+]
 
 
 def rank_and_world() -> tuple[int, int]:

@@ -48,38 +48,17 @@ from .trainer import Trainer
 __all__ = ["fit"]
 
 
-def fit(
-    vae: VAE,
-    train_images: Any,
-    test_images: Any = None,
-    *,
-    epochs: int,
-    batch_size: int,
-    binarize: str | None = "dynamic",
-    loss: ELBO | str | None = None,
-    num_particles: int | None = None,
-    optim: PyroOptim | Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
-    lr: float = 1e-3,
-    lr_schedule: Callable[[int], float] | None = None,
-    device: str | torch.device = "auto",
-    seed: int | None = 0,
-    beta: float | None = None,
-    warmup_epochs: float = 0.0,
-    checkpoint: str | Path | None = None,
-    resume: bool = False,
-    callbacks: Sequence[Callback | Callable[[int, VAE, History], None]] = (),
-    eval_batch_size: int = 1000,
-    test_seed: int = 0,
-    progress: bool = True,
-    check_every: int = 100,
-    validate: bool = False,
-    distributed: bool = False,
-    clip_grad_norm: float | None = None,
-    patience: int | None = None,
-    lr_scheduler: Callable[[torch.optim.Optimizer], Any] | None = None,
-    scheduler_interval: str = "epoch",
-    tensorboard: str | Path | None = None,
-) -> History:
+def fit(vae: VAE, train_images: Any, test_images: Any = None, *, epochs: int, batch_size: int,
+        binarize: str | None = "dynamic", loss: ELBO | str | None = None, num_particles: int | None = None,
+        optim: PyroOptim | Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
+        lr: float = 1e-3, lr_schedule: Callable[[int], float] | None = None, device: str | torch.device = "auto",
+        seed: int | None = 0, beta: float | None = None, warmup_epochs: float = 0.0,
+        checkpoint: str | Path | None = None, resume: bool = False,
+        callbacks: Sequence[Callback | Callable[[int, VAE, History], None]] = (), eval_batch_size: int = 1000,
+        test_seed: int = 0, progress: bool = True, check_every: int = 100, validate: bool = False,
+        distributed: bool = False, clip_grad_norm: float | None = None, patience: int | None = None,
+        lr_scheduler: Callable[[torch.optim.Optimizer], Any] | None = None, scheduler_interval: str = "epoch",
+        tensorboard: str | Path | None = None) -> History:
     """Train ``vae`` by stochastic variational inference.
 
     :param vae: the model; moved to ``device``.

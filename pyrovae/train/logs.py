@@ -88,8 +88,14 @@ class TensorBoardLog(Callback):
     :raises ImportError: naming the ``tensorboard`` extra, when the package is missing.
     """
 
-    SCALARS: ClassVar[dict[str, str]] = {"elbo/train": "train_elbo", "elbo/test": "test_elbo", "test/recon": "test_recon",
-               "test/kl": "test_kl", "beta": "beta", "lr": "lr"}
+    SCALARS: ClassVar[dict[str, str]] = {
+        "elbo/train": "train_elbo",
+        "elbo/test": "test_elbo",
+        "test/recon": "test_recon",
+        "test/kl": "test_kl",
+        "beta": "beta",
+        "lr": "lr",
+    }
 
     def __init__(self, log_dir: str | os.PathLike, writer: Callable[[str], Any] | None = None) -> None:
         self.writer = (writer or _summary_writer())(os.fspath(log_dir))

@@ -347,7 +347,9 @@ class Trainer:
         h = self.history
         h.epoch.append(epoch)
         h.train_elbo.append(stats.train_elbo)
-        reached = beta_at(self.global_step, self.warmup_steps, self.target_beta) if self.target_beta is not None else None
+        reached = (
+            beta_at(self.global_step, self.warmup_steps, self.target_beta) if self.target_beta is not None else None
+        )
         h.beta.append(reached)
         h.seconds.append(stats.seconds)
         h.lr.append(current_lr(self.optimizer))

@@ -203,7 +203,11 @@ MALFORMED = [
     ("optimizer state", _set("optimizer", {"kind": "torch", "state": [1]}), "field 'optimizer' must be None or"),
     ("history kind", _set("history", {"epoch": 3}), "field 'history' must map names to lists"),
     ("history lengths", _set("history", {"epoch": [1], "train_elbo": []}), "field 'history' has lists of different"),
-    ("long list", _config("extra", {"stats": [0.0] * (2**20 + 1)}), r"field 'config.extra.stats' has 1048577 items \(at most 1048576\)"),
+    (
+        "long list",
+        _config("extra", {"stats": [0.0] * (2**20 + 1)}),
+        r"field 'config.extra.stats' has 1048577 items \(at most 1048576\)",
+    ),
     ("huge int", _config("z_dim", 2**40), "field 'config.z_dim' is 1099511627776, out of range"),
     ("odd value", _config("extra", {"f": torch.zeros(1)}), "field 'config.extra.f' must be a number"),
     ("deep", _config("extra", {"a": {"b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}}), "nested deeper than 6 levels"),

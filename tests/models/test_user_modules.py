@@ -20,8 +20,7 @@ import pyrovae
 from pyrovae import VAE, evaluate, likelihoods, priors
 from pyrovae.models import validation
 from pyrovae.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-
-from .linear_gaussian import exact_log_px
+from tests.linear_gaussian import exact_log_px
 
 D, K, SIGMA = 5, 2, 0.3
 
@@ -111,7 +110,9 @@ def test_z_dim_and_prior_come_from_the_encoder_when_nothing_says():
 def test_later_batches_are_checked_against_the_inferred_shape():
     vae = four_keyword_vae()
     Trace_ELBO().loss(vae.model, vae.guide, torch.randn(4, D))
-    with pytest.raises(ValueError, match=r"x has shape \(4, 6\) but this VAE expects \(batch, \*x_shape\) = \(batch, 5\)"):
+    with pytest.raises(
+        ValueError, match=r"x has shape \(4, 6\) but this VAE expects \(batch, \*x_shape\) = \(batch, 5\)"
+    ):
         Trace_ELBO().loss(vae.model, vae.guide, torch.randn(4, D + 1))
 
 
@@ -143,28 +144,39 @@ class FlatDecoder(Decoder):
 
 
 def test_a_decoder_that_drops_the_batch_dim_is_named():
-    vae = VAE(encoder=Encoder(), decoder=FlatDecoder(), prior=priors.StandardNormal(K), likelihood=likelihoods.Gaussian(SIGMA))
-    with pytest.raises(ValueError, match=r"decoder FlatDecoder returned a tensor of shape \(5,\) for z of shape "
-                                         r"\(4, 2\) \(it dropped the batch dimension\); expected \(batch, \*x_shape\) = \(4, 5\)"):
+    vae = VAE(
+        encoder=Encoder(), decoder=FlatDecoder(), prior=priors.StandardNormal(K), likelihood=likelihoods.Gaussian(SIGMA)
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"decoder FlatDecoder returned a tensor of shape \(5,\) for z of shape "
+        r"\(4, 2\) \(it dropped the batch dimension\); expected \(batch, \*x_shape\) = \(4, 5\)",
+    ):
         _step(vae, torch.randn(4, D))
 
 
 def test_an_encoder_with_the_wrong_z_dim_is_named():
-    vae = VAE(encoder=Encoder(k=3), decoder=Decoder(), prior=priors.StandardNormal(K), likelihood=likelihoods.Gaussian(SIGMA))
+    vae = VAE(
+        encoder=Encoder(k=3), decoder=Decoder(), prior=priors.StandardNormal(K), likelihood=likelihoods.Gaussian(SIGMA)
+    )
     with pytest.raises(ValueError, match=r"encoder Encoder returned loc of shape \(4, 3\) for x of shape \(4, 5\); "
                                          r"expected \(batch, z_dim\) = \(4, 2\) \(the prior\)"):
         _step(vae, torch.randn(4, D))
 
 
 def test_a_decoder_expecting_another_z_dim_is_named():
-    vae = VAE(encoder=Encoder(), decoder=Decoder(k=3), prior=priors.StandardNormal(K), likelihood=likelihoods.Gaussian(SIGMA))
+    vae = VAE(
+        encoder=Encoder(), decoder=Decoder(k=3), prior=priors.StandardNormal(K), likelihood=likelihoods.Gaussian(SIGMA)
+    )
     with pytest.raises(ValueError, match=r"decoder Decoder failed on input of shape \(4, 2\), \(batch, z_dim\) = "
                                          r"\(4, 2\): mat1 and mat2 shapes cannot be multiplied"):
         _step(vae, torch.randn(4, D))
 
 
 def test_an_encoder_expecting_another_x_shape_is_named():
-    vae = VAE(encoder=Encoder(d=7), decoder=Decoder(), prior=priors.StandardNormal(K), likelihood=likelihoods.Gaussian(SIGMA))
+    vae = VAE(
+        encoder=Encoder(d=7), decoder=Decoder(), prior=priors.StandardNormal(K), likelihood=likelihoods.Gaussian(SIGMA)
+    )
     with pytest.raises(ValueError, match=r"encoder Encoder failed on input of shape \(4, 5\).*Does the encoder take"):
         _step(vae, torch.randn(4, D))
 
@@ -172,11 +184,16 @@ def test_an_encoder_expecting_another_x_shape_is_named():
 def test_a_decoder_with_the_wrong_output_shape_is_named():
     vae = VAE(encoder=Encoder(), decoder=Decoder(d=D + 1), prior=priors.StandardNormal(K),
               likelihood=likelihoods.Gaussian(SIGMA), x_shape=(D,))
-    with pytest.raises(ValueError, match=r"decoder Decoder returned a tensor of shape \(4, 6\) for z of shape \(4, 2\); "
-                                         r"expected \(batch, \*x_shape\) = \(4, 5\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"decoder Decoder returned a tensor of shape \(4, 6\) for z of shape \(4, 2\); "
+        r"expected \(batch, \*x_shape\) = \(4, 5\)",
+    ):
         _step(vae, torch.randn(4, D))
     pyro.clear_param_store()
-    cat = VAE(encoder=Encoder(), decoder=Decoder(), prior=priors.StandardNormal(K), likelihood=likelihoods.Categorical(3))
+    cat = VAE(
+        encoder=Encoder(), decoder=Decoder(), prior=priors.StandardNormal(K), likelihood=likelihoods.Categorical(3)
+    )
     with pytest.raises(ValueError, match=r"\(a Categorical likelihood needs a last dimension of 3 logits\)"):
         _step(cat, torch.randint(0, 3, (4, D)))
 
@@ -193,10 +210,22 @@ class LocOnlyEncoder(Encoder):
 
 
 def test_networks_returning_the_wrong_kind_of_thing_are_named():
-    vae = VAE(encoder=LocOnlyEncoder(), decoder=Decoder(), prior=priors.StandardNormal(K), likelihood=likelihoods.Gaussian(SIGMA))
-    with pytest.raises(TypeError, match=r"encoder LocOnlyEncoder returned a tensor of shape \(4, 2\).*-> \(loc, scale\)"):
+    vae = VAE(
+        encoder=LocOnlyEncoder(),
+        decoder=Decoder(),
+        prior=priors.StandardNormal(K),
+        likelihood=likelihoods.Gaussian(SIGMA),
+    )
+    with pytest.raises(
+        TypeError, match=r"encoder LocOnlyEncoder returned a tensor of shape \(4, 2\).*-> \(loc, scale\)"
+    ):
         _step(vae, torch.randn(4, D))
-    vae = VAE(encoder=Encoder(), decoder=TupleDecoder(), prior=priors.StandardNormal(K), likelihood=likelihoods.Gaussian(SIGMA))
+    vae = VAE(
+        encoder=Encoder(),
+        decoder=TupleDecoder(),
+        prior=priors.StandardNormal(K),
+        likelihood=likelihoods.Gaussian(SIGMA),
+    )
     with pytest.raises(TypeError, match=r"decoder TupleDecoder returned a tuple of 2 \(a tensor of shape \(4, 5\), "):
         _step(vae, torch.randn(4, D))
 
@@ -223,11 +252,13 @@ def test_protocol_checks_run_on_the_first_batch_and_after_a_part_is_replaced(mon
 
 # -- a user's prior distribution moves with the VAE ------------------------------------------
 PRIOR_DISTRIBUTIONS = {
-    "mixture": lambda: dist.MixtureSameFamily(dist.Categorical(logits=torch.zeros(3)),
-                                              dist.Normal(torch.randn(3, K), torch.ones(3, K)).to_event(1)),
+    "mixture": lambda: dist.MixtureSameFamily(
+        dist.Categorical(logits=torch.zeros(3)), dist.Normal(torch.randn(3, K), torch.ones(3, K)).to_event(1)
+    ),
     "expanded": lambda: dist.Laplace(0.0, 1.0).expand([K]).to_event(1),
     "transformed": lambda: dist.TransformedDistribution(
-        dist.Normal(torch.zeros(K), 1.0).to_event(1), [T.AffineTransform(torch.ones(K), torch.tensor(2.0), event_dim=1)]),
+        dist.Normal(torch.zeros(K), 1.0).to_event(1), [T.AffineTransform(torch.ones(K), torch.tensor(2.0), event_dim=1)]
+    ),
     "mvn": lambda: dist.MultivariateNormal(torch.zeros(K), 2.0 * torch.eye(K)),
 }
 
@@ -248,7 +279,9 @@ def test_a_user_prior_distribution_moves_with_double(name):
 
 def test_a_prior_distribution_holding_a_module_is_refused():
     flow = dist.TransformedDistribution(dist.Normal(torch.zeros(K), 1.0).to_event(1), [T.affine_autoregressive(K)])
-    with pytest.raises(TypeError, match=r"holds a torch module \(AffineAutoregressive\).*forward\(\) builds the distribution"):
+    with pytest.raises(
+        TypeError, match=r"holds a torch module \(AffineAutoregressive\).*forward\(\) builds the distribution"
+    ):
         VAE(encoder=Encoder(), decoder=Decoder(), prior=flow, likelihood=likelihoods.Gaussian(SIGMA))
 
 
@@ -263,10 +296,13 @@ def test_setting_a_distribution_as_prior_wraps_it():
 def test_an_autoencoder_ignores_the_scale_values_but_checks_their_shape():
     from pyrovae.models import Autoencoder
 
-    ae = Autoencoder(encoder=Encoder(scale_fn=lambda r: 0.0 * r), decoder=Decoder(), likelihood=likelihoods.Gaussian(SIGMA))
+    ae = Autoencoder(
+        encoder=Encoder(scale_fn=lambda r: 0.0 * r), decoder=Decoder(), likelihood=likelihoods.Gaussian(SIGMA)
+    )
     assert math.isfinite(_step(ae, torch.randn(4, D), Trace_ELBO()))
-    bad = Autoencoder(encoder=Encoder(scale_fn=lambda r: r[:, :1]), decoder=Decoder(), likelihood=likelihoods.Gaussian(SIGMA),
-                      z_dim=K)
+    bad = Autoencoder(
+        encoder=Encoder(scale_fn=lambda r: r[:, :1]), decoder=Decoder(), likelihood=likelihoods.Gaussian(SIGMA), z_dim=K
+    )
     with pytest.raises(ValueError, match=r"encoder Encoder returned scale of shape \(4, 1\)"):
         _step(bad, torch.randn(4, D), Trace_ELBO())
 

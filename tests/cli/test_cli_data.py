@@ -35,7 +35,7 @@ def _png_folder(root: Path, n: int = 120, side: int = 12) -> Path:
     yy, xx = np.mgrid[0:side, 0:side]
     for i in range(n):
         kind = ("disc", "square")[i % 2]
-        cx, cy, r = rng.uniform(4, side - 4, size=2).tolist() + [rng.uniform(2, 3.5)]
+        cx, cy, r = [*rng.uniform(4, side - 4, size=2).tolist(), rng.uniform(2, 3.5)]
         dist = np.hypot(xx - cx, yy - cy) if kind == "disc" else np.maximum(abs(xx - cx), abs(yy - cy))
         (root / kind).mkdir(parents=True, exist_ok=True)
         Image.fromarray((np.clip(1.2 - dist / r, 0, 1) * 255).astype(np.uint8)).save(root / kind / f"{i:03d}.png")
@@ -153,7 +153,7 @@ def test_data_errors_are_one_line(tmp_path, capsys, monkeypatch, flags, match):
     import torchvision
     from PIL import Image
 
-    from tests.test_data_sources import _OfflineKMNIST
+    from tests.data.test_data_sources import _OfflineKMNIST
 
     monkeypatch.setattr(torchvision.datasets, "KMNIST", _OfflineKMNIST)
     (tmp_path / "imgs").mkdir()

@@ -200,7 +200,8 @@ def test_should_stop_in_on_step_end_ends_the_epoch_after_that_step():
     h = fit(tiny_vae(), data(), epochs=5, batch_size=20, binarize=None, device="cpu", progress=False,
             callbacks=[rec])
     assert rec.steps == [1, 2, 3, 4] and h.epoch == [1, 2]
-    assert all(math.isfinite(v) and v < 0 for v in h.train_elbo)  # epoch 2's mean is over its one step, not padded zeros
+    # epoch 2's mean is over its one step, not padded zeros
+    assert all(math.isfinite(v) and v < 0 for v in h.train_elbo)
 
 
 def test_on_step_end_is_skipped_unless_overridden():

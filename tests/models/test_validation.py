@@ -73,14 +73,18 @@ def test_a_one_d_tensor_without_known_x_shape():
 def test_images_without_the_channel_are_not_broadcast():
     vae = make_vae()
     x = torch.bernoulli(torch.full((B, 4, 4), 0.5))  # (N, 4, 4) for x_shape (1, 4, 4)
-    with pytest.raises(ValueError, match=r"shape \(5, 4, 4\) but this VAE expects .*\(batch, 1, 4, 4\).*reshape\(len\(x\), 1, 4, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"shape \(5, 4, 4\) but this VAE expects .*\(batch, 1, 4, 4\).*reshape\(len\(x\), 1, 4, 4\)"
+    ):
         check_data(vae, x)
     with pytest.raises(ValueError, match=r"reshape"):
         loss(vae, x)
 
 
 def test_wrong_shape_names_both():
-    with pytest.raises(ValueError, match=r"x has shape \(5, 1, 5, 5\) but this VAE expects \(batch, \*x_shape\) = \(batch, 1, 4, 4\)$"):
+    with pytest.raises(
+        ValueError, match=r"x has shape \(5, 1, 5, 5\) but this VAE expects \(batch, \*x_shape\) = \(batch, 1, 4, 4\)$"
+    ):
         check_data(make_vae(), binary(shape=(1, 5, 5)))
 
 
@@ -114,7 +118,9 @@ def test_binary_integer_and_bool_data_are_cast(dtype):
 def test_uint8_pixels_get_the_scaling():
     vae = make_vae()
     x = torch.randint(0, 256, (B, *X_SHAPE), dtype=torch.uint8)
-    with pytest.raises(ValueError, match=r"integer dtype torch\.uint8 with values in \[\d+, \d+\].*x\.float\(\) / 255.*binarize"):
+    with pytest.raises(
+        ValueError, match=r"integer dtype torch\.uint8 with values in \[\d+, \d+\].*x\.float\(\) / 255.*binarize"
+    ):
         check_data(vae, x)
     with pytest.raises(ValueError, match=r"x\.float\(\) / 255"):
         loss(vae, x)
@@ -123,7 +129,9 @@ def test_uint8_pixels_get_the_scaling():
 def test_float_pixels_in_0_255_get_the_scaling():
     vae = make_vae()
     x = torch.randint(0, 256, (B, *X_SHAPE)).float()
-    with pytest.raises(ValueError, match=r"Bernoulli likelihood needs binary data.*8-bit pixels: scale them with x / 255"):
+    with pytest.raises(
+        ValueError, match=r"Bernoulli likelihood needs binary data.*8-bit pixels: scale them with x / 255"
+    ):
         check_data(vae, x)
     with pytest.raises(ValueError, match=r"x / 255"):
         loss(vae, x)  # not a positive "log p(x)"

@@ -55,7 +55,7 @@ def test_finite():
         checks.finite("train", x)
     ok = torch.arange(4)
     assert checks.finite("labels", ok) is ok  # integers are always finite; the tensor comes back
-    with pytest.raises(TypeError, match="data must be a torch.Tensor, got list"):
+    with pytest.raises(TypeError, match=r"data must be a torch\.Tensor, got list"):
         checks.finite("data", [1.0])
 
 

@@ -78,9 +78,9 @@ def test_early_stopping_stops_after_patience_and_keeps_the_best_epochs_checkpoin
 
 
 def test_early_stopping_needs_held_out_data_and_a_free_name(tmp_path):
-    with pytest.raises(ValueError, match="patience .* needs test_images"):
+    with pytest.raises(ValueError, match=r"patience .* needs test_images"):
         fit(tiny_vae(), data(), epochs=2, batch_size=10, patience=2, **QUIET)
-    with pytest.raises(ValueError, match="is named best.pt"):
+    with pytest.raises(ValueError, match=r"is named best\.pt"):
         fit(tiny_vae(), data(), data(20), epochs=2, batch_size=10, patience=2, checkpoint=tmp_path / "best.pt",
             **QUIET)
     with pytest.raises(ValueError, match="patience must be an integer >= 1"):

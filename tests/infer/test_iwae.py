@@ -172,7 +172,7 @@ def _load_benchmark(name):
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"{name}_benchmark", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -203,7 +203,8 @@ def test_likelihood_benchmark_fine_tunes_from_a_checkpoint(tmp_path, mnist):
     from pyrovae.train.checkpoint import CheckpointError
 
     bench = _load_benchmark("likelihood")
-    tiny = ["--epochs", "1", "--subset", "64", "--samples", "300", "--threads", "2"]  # K large enough that two estimates agree
+    # K large enough that two estimates agree
+    tiny = ["--epochs", "1", "--subset", "64", "--samples", "300", "--threads", "2"]
     base = bench.run(bench.build_parser().parse_args(
         ["--config", "best-large", *tiny, "--out", str(tmp_path / "a.json"), "--checkpoint", str(tmp_path / "a.pt"),
          "--lr", "1e-2", "--epochs", "15"]))  # 15 big steps: far from a fresh model, whose NLL is about 540 nats
@@ -224,7 +225,18 @@ def test_likelihood_benchmark_fine_tunes_from_a_checkpoint(tmp_path, mnist):
 
 def test_likelihood_benchmark_scores_a_finished_checkpoint(tmp_path, mnist):
     bench = _load_benchmark("likelihood")
-    tiny = ["--config", "vae-large", "--epochs", "2", "--subset", "64", "--threads", "2", "--checkpoint", str(tmp_path / "a.pt")]
+    tiny = [
+        "--config",
+        "vae-large",
+        "--epochs",
+        "2",
+        "--subset",
+        "64",
+        "--threads",
+        "2",
+        "--checkpoint",
+        str(tmp_path / "a.pt"),
+    ]
     first = bench.run(bench.build_parser().parse_args([*tiny, "--samples", "300", "--out", str(tmp_path / "a.json")]))
     # the same command again (here on fewer test images): nothing left to train, the run is scored as it is
     again = bench.run(bench.build_parser().parse_args([*tiny, "--samples", "300", "--test-subset", "32",

@@ -19,7 +19,7 @@ from pyrovae.cli.train import recipe_from_args
 from pyrovae.models import VAEConfig, build_vae
 from pyrovae.models.recipes import RECIPES, TRAINING_FIELDS, get_recipe, init_from_data
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 #: `pyrovae train`'s defaults before recipes existed (cli.DEFAULTS and the argparse defaults)
 OLD_DEFAULTS = {
@@ -50,7 +50,7 @@ def test_explicit_flags_override_only_their_fields():
     recipe = recipe_from_args(args)
     changed = {"z_dim": 2, "hidden": (64, 32), "binarize": None, "lr": 0.01, "num_particles": 3}
     reference = RECIPES["reference"]
-    for name in {f for f in recipe.to_dict()}:
+    for name in set(recipe.to_dict()):
         expected = changed.get(name, getattr(reference, name))
         assert getattr(recipe, name) == expected, name
     assert reference.z_dim == 50 and reference.binarize == "dynamic"  # the table itself is untouched
@@ -80,7 +80,7 @@ def test_the_table_has_the_named_recipes_and_the_readme_models():
 
 
 def test_replace_and_get_recipe_check_names_and_values():
-    with pytest.raises(ValueError, match="no field.*'epoch'"):
+    with pytest.raises(ValueError, match=r"no field.*'epoch'"):
         RECIPES["default"].replace(epoch=3)
     with pytest.raises(ValueError, match="unknown recipe 'nope'"):
         get_recipe("nope")

@@ -28,7 +28,9 @@ def test_each_name_builds_its_estimator(name, cls):
 
 
 def test_bad_names_and_particles_are_clear_errors():
-    with pytest.raises(ValueError, match="unknown loss 'renyi'; expected one of trace, trace-pyro, meanfield, jit, iwae, rws"):
+    with pytest.raises(
+        ValueError, match="unknown loss 'renyi'; expected one of trace, trace-pyro, meanfield, jit, iwae, rws"
+    ):
         make_loss("renyi")
     with pytest.raises(ValueError, match="iwae loss needs num_particles >= 2"):
         make_loss("iwae", 1)

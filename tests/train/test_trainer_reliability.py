@@ -180,7 +180,9 @@ def test_bad_settings_name_the_setting(kw, match):
 
 
 def test_empty_data_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"train_images must be a non-empty batch \(N, \*x_shape\), got shape \(0, 12\)"):
+    with pytest.raises(
+        ValueError, match=r"train_images must be a non-empty batch \(N, \*x_shape\), got shape \(0, 12\)"
+    ):
         fit(tiny_vae(), data()[:0], epochs=1, batch_size=10, device="cpu", progress=False)
     with pytest.raises(ValueError, match=r"test_images must be a non-empty batch"):
         fit(tiny_vae(), data(), data()[:0], epochs=1, batch_size=10, device="cpu", progress=False)

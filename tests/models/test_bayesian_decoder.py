@@ -27,7 +27,9 @@ class BayesianDecoder(PyroModule):
 
     def __init__(self, z_dim: int = Z, hidden: int = H, out: int = D) -> None:
         super().__init__()
-        self.net = PyroModule[nn.Sequential](PyroModule[nn.Linear](z_dim, hidden), nn.Tanh(), PyroModule[nn.Linear](hidden, out))
+        self.net = PyroModule[nn.Sequential](
+            PyroModule[nn.Linear](z_dim, hidden), nn.Tanh(), PyroModule[nn.Linear](hidden, out)
+        )
         for i in (0, 2):
             lin = self.net[i]
             scale = 1.0 / math.sqrt(lin.in_features)
@@ -174,4 +176,6 @@ def test_a_jit_elbo_traces_a_bayesian_decoder_without_warnings_from_pyrovae():
         warnings.simplefilter("always")
         losses = [svi.step(torch.randn(10, D), num_data=10) for _ in range(3)]
     assert all(math.isfinite(v) for v in losses)
-    assert not [w for w in caught if "pyrovae" in w.filename], [str(w.message) for w in caught if "pyrovae" in w.filename]
+    assert not [w for w in caught if "pyrovae" in w.filename], [
+        str(w.message) for w in caught if "pyrovae" in w.filename
+    ]

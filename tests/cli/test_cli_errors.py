@@ -19,7 +19,7 @@ from pyrovae.cli.errors import UsageError
 from pyrovae.cli.outdir import LOCK_NAME, RunLock, check_file, check_folder
 
 TINY = ["--subset", "200", "--epochs", "1", "--hidden", "8", "--z-dim", "2", "--no-progress", "--device", "cpu"]
-ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "OMP_NUM_THREADS": "1"}
+ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}
 
 
 def _cli(argv: list[str], capsys) -> tuple[int, str]:
@@ -95,7 +95,7 @@ def test_output_and_data_paths_are_checked_before_training(capsys, tmp_path, a_f
 def test_unwritable_places_are_refused(capsys):
     with pytest.raises(UsageError, match="/sys is not writable; choose a folder"):
         check_folder(Path("/sys/pyrovae-run"))
-    with pytest.raises(UsageError, match="cannot write /sys/evaluation.json: /sys is not writable; pass --out FILE"):
+    with pytest.raises(UsageError, match=r"cannot write /sys/evaluation\.json: /sys is not writable; pass --out FILE"):
         check_file(Path("/sys/evaluation.json"))
 
 

@@ -110,7 +110,7 @@ def test_checkpoint_round_trip(tmp_path, mnist_small):
 
 def test_resume_gives_the_same_parameters(tmp_path, mnist_small):
     x, _, xt, _ = mnist_small
-    kw = dict(batch_size=50, device="cpu", progress=False, seed=7)
+    kw = {"batch_size": 50, "device": "cpu", "progress": False, "seed": 7}
     straight = small_vae()
     init = {k: v.clone() for k, v in straight.state_dict().items()}
     h_straight = fit(straight, x[:300], xt[:50], epochs=2, **kw)

@@ -16,6 +16,8 @@ from torch.utils.data import Dataset, TensorDataset
 from pyrovae import data
 from pyrovae._util.files import atomic_write
 from pyrovae.data import mnist as fetch
+from pyrovae.data.idx import idx_bytes, parse_idx
+from pyrovae.data.safe_pickle import numpy_only_loads
 
 RAW_NAMES = [
     "train-images-idx3-ubyte",
@@ -229,12 +231,12 @@ class _EvalEvil:
 def test_restricted_unpickler_refuses_code(payload):
     blob = pickle.dumps(payload, protocol=2)
     with pytest.raises(pickle.UnpicklingError, match="refusing to unpickle global"):
-        fetch._restricted_loads(blob)
+        numpy_only_loads(blob)
 
 
 def test_restricted_unpickler_names_the_refused_global():
     with pytest.raises(pickle.UnpicklingError) as info:
-        fetch._restricted_loads(pickle.dumps(_Evil(), protocol=2))
+        numpy_only_loads(pickle.dumps(_Evil(), protocol=2))
     assert "system" in str(info.value)  # posix.system / nt.system
 
 
@@ -242,7 +244,7 @@ def test_restricted_unpickler_loads_numpy_arrays():
     x = np.arange(12, dtype=np.float32).reshape(3, 4) / 256
     y = np.array([3, 1, 4], dtype=np.int64)
     blob = pickle.dumps(((x, y), (x[:1], y[:1])), protocol=2)
-    (x2, y2), (x3, y3) = fetch._restricted_loads(blob)
+    (x2, y2), (x3, y3) = numpy_only_loads(blob)
     np.testing.assert_array_equal(x2, x)
     np.testing.assert_array_equal(y2, y)
     assert x2.dtype == np.float32 and y3.dtype == np.int64 and x3.shape == (1, 4)
@@ -252,13 +254,13 @@ def test_idx_roundtrip_and_magic_numbers():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(5, 28, 28), dtype=np.uint8)
     labels = rng.integers(0, 10, size=(5,), dtype=np.uint8)
-    img_bytes, lab_bytes = fetch._idx_bytes(images), fetch._idx_bytes(labels)
+    img_bytes, lab_bytes = idx_bytes(images), idx_bytes(labels)
     assert struct.unpack(">I", img_bytes[:4])[0] == 2051
     assert struct.unpack(">I", lab_bytes[:4])[0] == 2049
-    np.testing.assert_array_equal(fetch._parse_idx(img_bytes, "img"), images)
-    np.testing.assert_array_equal(fetch._parse_idx(lab_bytes, "lab"), labels)
+    np.testing.assert_array_equal(parse_idx(img_bytes, "img"), images)
+    np.testing.assert_array_equal(parse_idx(lab_bytes, "lab"), labels)
     with pytest.raises(ValueError, match="bytes, expected"):
-        fetch._parse_idx(img_bytes[:-1], "truncated")
+        parse_idx(img_bytes[:-1], "truncated")
 
 
 def test_atomic_write_leaves_no_partial_files(tmp_path, monkeypatch):
