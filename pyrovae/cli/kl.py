@@ -1,8 +1,8 @@
 """``pyrovae kl-demo`` and ``pyrovae kl-compare``: the KL-direction studies from the command line.
 
 ``kl-demo`` fits one Gaussian to the bimodal toy target in each direction
-(:func:`pyrovae.kl_toy.run_toy`); ``kl-compare`` trains the same VAE with Trace_ELBO, IWAE
-and reweighted wake-sleep on MNIST (:func:`pyrovae.kl_compare.compare_guides`). Each writes
+(:func:`pyrovae.kl.toy.run_toy`); ``kl-compare`` trains the same VAE with Trace_ELBO, IWAE
+and reweighted wake-sleep on MNIST (:func:`pyrovae.kl.guides.compare_guides`). Each writes
 its figure and a JSON of the numbers to ``--out``.
 """
 
