@@ -43,3 +43,41 @@ def _leaves(obj):
             yield from _leaves(v)
     else:
         yield obj
+
+
+def _load(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the CPU behaviour")
+def test_gpu_check_skips_cleanly_without_cuda(tmp_path):
+    out = tmp_path / "gpu.json"
+    run = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--json", str(out)], capture_output=True,
+                         text=True, timeout=120, env={**__import__("os").environ, "PYTHON": sys.executable})
+    assert run.returncode == 0, run.stderr
+    assert "skipped: no CUDA device" in run.stdout
+    record = json.loads(out.read_text())
+    assert record["status"] == "skipped" and record["cuda_available"] is False and "steps" not in record
+
+
+def test_gpu_check_steps_call_real_scripts_with_flags_they_accept(tmp_path):
+    from pyrovae.cli import build_parser
+
+    steps = _load("gpu_check")._steps(tmp_path, quick=False)
+    assert set(steps) == {"cuda_tests", "train_speed", "loglik_speed", "short_run", "short_run_log_px"}
+    assert sum(limit for _, limit, _ in steps.values()) <= 8 * 60  # the whole check fits in 8 minutes
+    for name in ("train_speed", "loglik_speed"):
+        cmd = steps[name][0]
+        args = _load(name).parse_args(cmd[2:])  # argparse exits on a flag it does not know
+        assert args.device == "cuda"
+    assert "100,256,1024" in steps["train_speed"][0]
+    for name in ("short_run", "short_run_log_px"):
+        argv = ["cpu" if a == "cuda" else a for a in steps[name][0][3:]]  # the CLI checks --device at parse time
+        build_parser().parse_args(argv)
+    for path in steps["cuda_tests"][0][5:7]:
+        assert (ROOT / path).is_file(), path
