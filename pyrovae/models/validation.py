@@ -15,7 +15,7 @@ into Python would be frozen into the trace (and warns).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -23,13 +23,17 @@ from pyro.infer.util import is_validation_enabled
 from torch import nn
 
 from .. import likelihoods as _likelihoods
+from .._util.checks import positive_int
 
 __all__ = [
+    "CheckedData",
     "call_checked",
     "check_data",
     "check_decoder_output",
     "check_encoder_output",
+    "check_inputs",
     "check_values",
+    "checked_data",
     "float_dtype",
     "model_device",
     "model_inputs",
@@ -71,6 +75,7 @@ def check_data(
     support: bool = True,
     binarize: str | None = None,
     same_device: bool = False,
+    encode_only: bool = False,
 ) -> torch.Tensor:
     """Check data for ``vae`` and return the tensor to use.
 
@@ -91,7 +96,9 @@ def check_data(
     5. **values** (``support=True``): finite, and inside the likelihood's support, e.g. {0, 1}
        for Bernoulli (grey levels get the fix: ``pyrovae.data.binarize`` or
        ``likelihoods.ContinuousBernoulli()``). With ``binarize`` set the data are
-       probabilities that will be binarised, so they must lie in [0, 1] instead.
+       probabilities that will be binarised, so they must lie in [0, 1] instead; so must
+       the data with ``encode_only`` under a binary likelihood (the encoder takes grey
+       levels, only scoring them under a Bernoulli would be wrong).
 
     Steps 1 to 4 cost no pass over the data for floating-point input; step 5 is one pass.
     Call it once per data set at an entry point, and with ``support=False`` on a hot path.
@@ -105,6 +112,8 @@ def check_data(
         (values must then be probabilities in [0, 1]); ``None`` otherwise.
     :param same_device: require ``x`` on the model's device (callers that move data
         themselves leave this off).
+    :param encode_only: the data only go through the encoder (latent codes, interpolation):
+        under a binary likelihood grey levels in [0, 1] pass, since no likelihood scores them.
     :returns: ``x``, cast to the model's floating-point dtype where needed.
     :raises TypeError: for data that are not a tensor.
     :raises ValueError: for a wrong shape, dtype, device or values, naming the fix.
@@ -120,8 +129,113 @@ def check_data(
                 f"use {name}.to({str(device)!r}) (or vae.to({str(x.device)!r}))"
             )
     if support and not torch.jit.is_tracing():
-        check_values(vae, x, name, binarize=binarize)
+        check_values(vae, x, name, binarize=binarize, encode_only=encode_only)
     return x
+
+
+def _is_batch_iterable(x: Any) -> bool:
+    # a loader, a generator or a list of batches; not a tensor, an array, an ImageSet or a nested list of numbers
+    if isinstance(x, (torch.Tensor, str, bytes, dict)) or hasattr(x, "__array__") or not isinstance(x, Iterable):
+        return False
+    if isinstance(getattr(x, "images", None), torch.Tensor):
+        return False  # an ImageSet: check_data names .images
+    if isinstance(x, (list, tuple)):
+        return bool(x) and all(isinstance(b, torch.Tensor) or (isinstance(b, (list, tuple)) and len(b) > 0
+                                                                and isinstance(b[0], torch.Tensor)) for b in x)
+    return True
+
+
+class CheckedData:
+    """Data that went through :func:`check_data`, walked in batches: a tensor, checked once
+    when this is made (one pass over the values), or an iterable of batches (a
+    ``DataLoader``, a list of tensors; items ``(x, ...)`` give their first element), each
+    batch checked as it comes. Made by :func:`checked_data`.
+
+    :param vae: the model the data are for.
+    :param x: ``(N, *x_shape)`` or an iterable of batches.
+    :param name: what to call the data in messages.
+    :param encode_only: see :func:`check_data`.
+    """
+
+    def __init__(self, vae: nn.Module, x: Any, name: str = "x", *, encode_only: bool = False) -> None:
+        self.vae, self.name, self.encode_only = vae, name, encode_only
+        if _is_batch_iterable(x):
+            self.tensor, self.loader = None, x
+            if isinstance(x, (list, tuple)) and all(isinstance(b, torch.Tensor) for b in x):
+                x_shape = getattr(vae, "x_shape", None)
+                if x_shape is not None and all(tuple(b.shape) == tuple(x_shape) for b in x):
+                    raise TypeError(f"{name} is a {type(x).__name__} of {len(x)} single data points of shape "
+                                    f"{tuple(x_shape)}; stack them into one batch: torch.stack({name})")
+        else:
+            self.tensor, self.loader = check_data(vae, x, name, encode_only=encode_only), None
+
+    def __len__(self) -> int:
+        """The number of data points (a tensor), or of batches (a loader with a length)."""
+        return len(self.tensor) if self.tensor is not None else len(self.loader)
+
+    def batches(self, batch_size: int, device: torch.device | None = None) -> Iterator[torch.Tensor]:
+        """The data in batches of ``batch_size`` (a loader's own batches), on ``device`` if given.
+
+        :raises ValueError: for a ``batch_size`` that is not a positive integer, or a bad batch.
+        """
+        positive_int("batch_size", batch_size)
+        return self._batches(batch_size, device)
+
+    def _batches(self, batch_size: int, device: torch.device | None) -> Iterator[torch.Tensor]:
+        if self.tensor is not None:
+            for xb in self.tensor.split(batch_size):
+                yield xb if device is None else xb.to(device)
+            return
+        seen = 0
+        for i, b in enumerate(self.loader):
+            b = b[0] if isinstance(b, (tuple, list)) else b
+            xb = check_data(self.vae, b, f"{self.name} (batch {i})", encode_only=self.encode_only)
+            seen += 1
+            yield xb if device is None else xb.to(device)
+        if not seen:
+            raise ValueError(f"{self.name} is an empty iterable: no batches of data")
+
+
+def checked_data(vae: nn.Module, x: Any, name: str = "x", *, encode_only: bool = False) -> CheckedData:
+    """:func:`check_data` for a data set that is walked in batches (the entry points of
+    :mod:`pyrovae.evaluate` and :mod:`pyrovae.inspect`). Data already checked pass as they
+    are (so an entry point that calls another checks once), unless they were checked for the
+    encoder only and are now to be scored.
+
+    :returns: a :class:`CheckedData`.
+    :raises TypeError: for data that are neither a tensor nor an iterable of batches.
+    :raises ValueError: for a wrong shape, dtype or values (see :func:`check_data`).
+    """
+    if isinstance(x, CheckedData) and x.vae is not vae:
+        x = x.tensor if x.tensor is not None else x.loader  # checked for another model: check again
+    if isinstance(x, CheckedData):
+        if x.encode_only and not encode_only:
+            if x.tensor is not None:
+                check_values(vae, x.tensor, x.name)
+            x = CheckedData(vae, x.tensor if x.tensor is not None else x.loader, x.name)
+        return x
+    return CheckedData(vae, x, name, encode_only=encode_only)
+
+
+def check_inputs(vae: nn.Module, x: Any, name: str = "x", *, one: bool = False,
+                 encode_only: bool = True) -> torch.Tensor:
+    """:func:`check_data` for the inputs of an inspection: one data point ``x_shape`` (taken
+    as a batch of one) or a batch ``(b, *x_shape)``; returned as a batch on the model's device.
+
+    :param one: require exactly one data point.
+    :param encode_only: see :func:`check_data` (``False`` where the inputs are scored).
+    :raises TypeError: for data that are not a tensor.
+    :raises ValueError: for a wrong shape, dtype or values, or a batch where one point is needed.
+    """
+    x_shape = getattr(vae, "x_shape", None)
+    if isinstance(x, torch.Tensor) and x_shape is not None and tuple(x.shape) == tuple(x_shape):
+        x = x.unsqueeze(0)  # one data point
+    x = check_data(vae, x, name, encode_only=encode_only)
+    if one and len(x) != 1:
+        raise ValueError(f"{name} must be one input, of shape {tuple(x.shape[1:])} or (1, {_dims(x.shape[1:])}); "
+                         f"got a batch of {len(x)}")
+    device = model_device(vae)
+    return x if device is None else x.to(device)
 
 
 def model_inputs(vae: nn.Module, x: Any, batch_size: int | None, where: str) -> tuple[torch.Tensor | None, int]:
@@ -172,7 +286,7 @@ def prior_z_dim(prior: nn.Module) -> int | None:
         return z_dim
     try:
         shape = prior().event_shape
-    except Exception:  # noqa: BLE001 - a prior that cannot run yet tells us nothing
+    except Exception:  # a prior that cannot run yet tells us nothing
         return None
     return int(shape[0]) if len(shape) == 1 else None
 
@@ -190,6 +304,10 @@ def _tensor(x: Any, name: str) -> torch.Tensor:
     )
 
 
+def _empty(name: str, shape: tuple[int, ...]) -> str:
+    return f"{name} must be a non-empty batch (N, *x_shape), got shape {shape} (an empty batch)"
+
+
 def _check_shape(vae: nn.Module, x: torch.Tensor, name: str) -> None:
     if torch.jit.is_tracing():
         return  # traced sizes are tensors; Pyro's JIT ELBOs run each model once untraced, where this ran
@@ -202,13 +320,13 @@ def _check_shape(vae: nn.Module, x: torch.Tensor, name: str) -> None:
                 f"of length D is (N, D); one data point is {name}.unsqueeze(0)"
             )
         if shape[0] == 0:
-            raise ValueError(f"{name} is an empty batch, shape {shape}")
+            raise ValueError(_empty(name, shape))
         vae.x_shape = shape[1:]  # inferred from the first batch, checked against from now on
         return
     x_shape = tuple(x_shape)
     if shape[1:] == x_shape and x.dim() >= 2:
         if shape[0] == 0:
-            raise ValueError(f"{name} is an empty batch, shape {shape}")
+            raise ValueError(_empty(name, shape))
         return
     expected = f"(batch, *x_shape) = (batch, {_dims(x_shape)})"
     if shape == x_shape:
@@ -249,25 +367,32 @@ def _cast(vae: nn.Module, x: torch.Tensor, name: str) -> torch.Tensor:
     )
 
 
-def check_values(vae: nn.Module, x: torch.Tensor, name: str = "x", *, binarize: str | None = None) -> None:
+def check_values(vae: nn.Module, x: torch.Tensor, name: str = "x", *, binarize: str | None = None,
+                 encode_only: bool = False) -> None:
     """The value part of :func:`check_data`: finite, and in the likelihood's support (or in
-    [0, 1] when ``binarize`` is set). A pass or two over ``x``.
+    [0, 1] when ``binarize`` is set, or when ``encode_only`` under a binary likelihood). A
+    pass or two over ``x``.
 
     :raises ValueError: naming how many values are bad, an example, and the fix.
     """
     bad = ~torch.isfinite(x)
     if bool(bad.any()):
         raise ValueError(f"{name} contains NaN or inf at {int(bad.sum())} positions; expected finite values")
-    check = getattr(getattr(vae, "likelihood", None), "check", None)
-    if binarize is None and check is not None:
-        check(x)
-    elif binarize is not None:
-        lo, hi = (float(v) for v in torch.aminmax(x))
-        if lo < 0 or hi > 1:
-            scale = f"; values up to {hi:.4g} look like 8-bit pixels: use {name} / 255" if 1 < hi <= 255 and lo >= 0 else ""
-            raise ValueError(
-                f"{name} has values in [{lo:.4g}, {hi:.4g}] but binarize={binarize!r} needs probabilities in [0, 1]{scale}"
-            )
+    likelihood = getattr(vae, "likelihood", None)
+    check = getattr(likelihood, "check", None)
+    if binarize is not None:
+        why = f"binarize={binarize!r} needs probabilities in [0, 1]"
+    elif encode_only and getattr(likelihood, "binary", False):
+        why = (f"the encoder of a VAE with a {type(likelihood).__name__} likelihood takes binary data or grey "
+               "levels in [0, 1]")
+    else:
+        if check is not None:
+            check(x)
+        return
+    lo, hi = (float(v) for v in torch.aminmax(x))
+    if lo < 0 or hi > 1:
+        scale = f"; values up to {hi:.4g} look like 8-bit pixels: use {name} / 255" if 1 < hi <= 255 and lo >= 0 else ""
+        raise ValueError(f"{name} has values in [{lo:.4g}, {hi:.4g}] but {why}{scale}")
 
 
 def _describe(value: Any) -> str:
@@ -318,7 +443,8 @@ def check_encoder_output(
             raise ValueError(
                 f"encoder {cls} returned a scale with {int(bad.sum())} of {scale.numel()} values that are not "
                 f"finite and > 0 (smallest {float(scale.detach().min()):.4g}); {protocol}. A raw network output is no "
-                "standard deviation: map it through softplus or exp (pyrovae.nets.functional.positive_scale adds a floor)"
+                "standard deviation: map it through softplus or exp "
+                "(pyrovae.nets.functional.positive_scale adds a floor)"
             )
     return loc, scale
 
