@@ -207,6 +207,12 @@ MALFORMED = [
     ("huge int", _config("z_dim", 2**40), "field 'config.z_dim' is 1099511627776, out of range"),
     ("odd value", _config("extra", {"f": torch.zeros(1)}), "field 'config.extra.f' must be a number"),
     ("deep", _config("extra", {"a": {"b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}}), "nested deeper than 6 levels"),
+    ("shapes kind", _set("shapes", [12]), "field 'shapes' must be None or a dict"),
+    ("shapes keys", _set("shapes", {"x_shape": [12], "evil": 1}), "field 'shapes' must be None or a dict"),
+    ("x_shape zero", _set("shapes", {"x_shape": [0], "z_dim": 2}), r"field 'shapes.x_shape' must be None or a list"),
+    ("x_shape huge", _set("shapes", {"x_shape": [2**16] * 3, "z_dim": 2}), r"of product at most 2147483647"),
+    ("x_shape text", _set("shapes", {"x_shape": "12", "z_dim": 2}), r"field 'shapes.x_shape' must be None or a list"),
+    ("z_dim bool", _set("shapes", {"x_shape": [12], "z_dim": True}), r"field 'shapes.z_dim' must be None or a"),
 ]
 
 

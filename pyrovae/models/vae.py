@@ -41,7 +41,7 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from .. import likelihoods as _likelihoods
-from .._util.checks import nonnegative
+from .._util.checks import nonnegative, positive_int
 from ..priors import StandardNormal, as_prior
 from . import global_latents as _globals
 from . import param_store as _store
@@ -154,6 +154,33 @@ class VAE(PyroModule):
         """``{"x_shape": [...], "z_dim": k}`` as given or inferred (``None`` while unknown);
         JSON-able, for checkpoints. ``VAE(..., x_shape=..., z_dim=...)`` takes them back."""
         return {"x_shape": list(self.x_shape) if self.x_shape is not None else None, "z_dim": self.z_dim}
+
+    def adopt_shapes(self, shapes: dict[str, Any]) -> None:
+        """Take the :attr:`shapes` of a trained copy (a checkpoint stores them) where this VAE
+        does not know them yet, as its first batch would have set them (the N(0, I) prior is
+        made once ``z_dim`` is known), so that data are checked against them from the first
+        call on. Shapes this VAE already knows must agree.
+
+        :param shapes: ``{"x_shape": [...] or None, "z_dim": k or None}``.
+        :raises ValueError: for shapes that are not positive integers, or that disagree with this VAE's.
+        """
+        x_shape, z_dim = shapes.get("x_shape"), shapes.get("z_dim")
+        if x_shape is not None:
+            x_shape = tuple(positive_int("x_shape entry", d) for d in x_shape)
+            if self.x_shape is None:
+                self.x_shape = x_shape
+            elif tuple(self.x_shape) != x_shape:
+                raise ValueError(f"x_shape {x_shape} is not this VAE's x_shape {tuple(self.x_shape)}")
+        if z_dim is not None:
+            positive_int("z_dim", z_dim)
+            if self.z_dim is None:
+                self.z_dim = z_dim
+                self.__dict__["_z_from"] = " (the stored shapes)"
+            elif self.z_dim != z_dim:
+                raise ValueError(f"z_dim {z_dim} is not this VAE's z_dim {self.z_dim}")
+            if self.prior is None:
+                device = _validation.model_device(self)
+                self.prior = StandardNormal(z_dim).to(device=device, dtype=_validation.float_dtype(self))
 
     def _z_weight(self) -> contextlib.AbstractContextManager:
         # beta scales the "z" site in both model and guide; poutine.scale needs a positive
