@@ -371,28 +371,32 @@ def check_values(vae: nn.Module, x: torch.Tensor, name: str = "x", *, binarize: 
                  encode_only: bool = False) -> None:
     """The value part of :func:`check_data`: finite, and in the likelihood's support (or in
     [0, 1] when ``binarize`` is set, or when ``encode_only`` under a binary likelihood). A
-    pass or two over ``x``.
+    pass or two over ``x`` (one for [0, 1]: NaN and inf fail the range test too).
 
     :raises ValueError: naming how many values are bad, an example, and the fix.
     """
-    bad = ~torch.isfinite(x)
-    if bool(bad.any()):
-        raise ValueError(f"{name} contains NaN or inf at {int(bad.sum())} positions; expected finite values")
     likelihood = getattr(vae, "likelihood", None)
-    check = getattr(likelihood, "check", None)
     if binarize is not None:
         why = f"binarize={binarize!r} needs probabilities in [0, 1]"
     elif encode_only and getattr(likelihood, "binary", False):
         why = (f"the encoder of a VAE with a {type(likelihood).__name__} likelihood takes binary data or grey "
                "levels in [0, 1]")
     else:
+        why = None
+    if why is not None:
+        lo, hi = (float(v) for v in torch.aminmax(x))  # NaN propagates, and fails both comparisons
+        if lo >= 0 and hi <= 1:
+            return
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        raise ValueError(f"{name} contains NaN or inf at {int(bad.sum())} positions; expected finite values")
+    if why is None:
+        check = getattr(likelihood, "check", None)
         if check is not None:
             check(x)
         return
-    lo, hi = (float(v) for v in torch.aminmax(x))
-    if lo < 0 or hi > 1:
-        scale = f"; values up to {hi:.4g} look like 8-bit pixels: use {name} / 255" if 1 < hi <= 255 and lo >= 0 else ""
-        raise ValueError(f"{name} has values in [{lo:.4g}, {hi:.4g}] but {why}{scale}")
+    scale = f"; values up to {hi:.4g} look like 8-bit pixels: use {name} / 255" if 1 < hi <= 255 and lo >= 0 else ""
+    raise ValueError(f"{name} has values in [{lo:.4g}, {hi:.4g}] but {why}{scale}")
 
 
 def _describe(value: Any) -> str:
