@@ -4,6 +4,7 @@ param store and validation on."""
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pyro
 import pytest
@@ -35,3 +36,21 @@ def mnist_small(mnist):
     """The first 2000 training and 500 test images, for quick trainings."""
     train, test = mnist
     return train.images[:2000], train.labels[:2000], test.images[:500], test.labels[:500]
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 256 KiB tmpfs (a full disk on demand); skipped where it cannot be mounted."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True,
+                              check=False)
+    except OSError:
+        done = None
+    if done is None or done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root); the monkeypatched ENOSPC test covers the error")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True, check=False)

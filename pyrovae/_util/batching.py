@@ -1,5 +1,6 @@
-"""Batching helpers shared by evaluation and inspection: where the model lives, and how a
-tensor or a loader is walked in batches."""
+"""Batching helpers of the models: where a model lives, and how a tensor or a loader is walked
+in batches (the entry points of evaluation and inspection walk data that
+:func:`pyrovae.models.validation.checked_data` checked)."""
 
 from __future__ import annotations
 
@@ -25,11 +26,3 @@ def model_device(vae: nn.Module) -> torch.device:
     for t in list(vae.parameters()) + list(vae.buffers()):
         return t.device
     return torch.device("cpu")
-
-
-def as_batch(vae: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """One data point ``x_shape`` or a batch ``(b, *x_shape)`` as a batch on the model's device."""
-    x_shape = getattr(vae, "x_shape", None)
-    if x_shape is not None and tuple(x.shape) == tuple(x_shape):
-        x = x.unsqueeze(0)
-    return x.to(model_device(vae))

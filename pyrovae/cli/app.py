@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from .._util.files import DiskFullError
 from ..train import TrainingDivergedError
 from . import errors
 from . import evaluate as _evaluate
@@ -47,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pyrovae`` console script.
 
     :returns: the exit status: 0, 2 for a usage error (one line on stderr, as argparse's own,
-        which exit from here), 130 after Ctrl-C, 1 when training diverged. Any other exception
+        which exit from here), 130 after Ctrl-C, 1 when training diverged or the disk is full
+        (one line each, the last good checkpoint named or kept). Any other exception
         is a bug and propagates with its traceback.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -61,8 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted as e:
         print(f"pyrovae: {errors.one_line(str(e))}", file=sys.stderr)
         return errors.INTERRUPTED
-    except TrainingDivergedError as e:
-        fail(str(e))
+    except (TrainingDivergedError, DiskFullError) as e:
+        fail(e.strerror if isinstance(e, DiskFullError) else str(e))
         return 1
     return 0
 

@@ -75,16 +75,23 @@ def test_data(vae: VAE, n: int | None, args: argparse.Namespace,
     the checkpoint records, else MNIST) and their labels (or ``None``), binarised once when the
     likelihood is binary; and the source.
 
-    :raises UsageError: when the data cannot be loaded or the model expects another shape.
+    :raises UsageError: when the data cannot be loaded, or do not pass
+        :func:`~pyrovae.models.validation.check_data` (another shape, values outside the
+        likelihood's support, ...).
     """
     from .. import data
+    from ..models.validation import check_data
 
     spec = None if args.data else (vae.config or {}).get("extra", {}).get("data")
     src = load_data(args.data, args.data_root, getattr(args, "image_size", None), spec)
     x, y = src.test[:n], None if src.test_labels is None else src.test_labels[:n]
-    if vae.x_shape is not None and tuple(x.shape[1:]) != vae.x_shape:
-        raise UsageError(f"the checkpoint's model expects points of shape {vae.x_shape}; {src.spec['source']} has "
-                         f"{tuple(x.shape[1:])} (pass the --data it was trained on)")
-    if getattr(vae.likelihood, "binary", False):
+    binary = getattr(vae.likelihood, "binary", False)
+    try:
+        x = check_data(vae, x, "the test data", binarize="static" if binary else None)  # once, before any work
+    except (ValueError, TypeError) as e:
+        other = vae.x_shape is not None and tuple(x.shape[1:]) != tuple(vae.x_shape)
+        hint = "; pass the --data the checkpoint was trained on" if other else ""
+        raise UsageError(f"--data {src.spec['source']}: {e}{hint}") from e
+    if binary:
         x = data.binarize(x, "static", seed=seed)  # the fixed test binarisation fit uses
     return x, y, src

@@ -154,8 +154,9 @@ def train(args: argparse.Namespace, recipe: Recipe, src: DataSource, out: Path) 
     pyro.set_rng_seed(recipe.seed)  # the initial weights too, so a run is repeatable
     with user_errors("the model", ValueError):
         vae = build_vae(recipe)
-    with user_errors(f"--data {src.spec['source']}", ValueError):
-        check_training_data(vae, x_train, recipe.binarize, "the training data")
+    with user_errors(f"--data {src.spec['source']}", ValueError, TypeError):  # once per data set, before training
+        x_train = check_training_data(vae, x_train, recipe.binarize, "the training data")
+        x_test = check_training_data(vae, x_test, recipe.binarize, "the test data")
     init_from_data(vae, x_train)
     t0 = time.perf_counter()
     history = fit_recipe(vae, recipe, x_train, x_test, device=args.device, checkpoint=out / "checkpoint.pt",

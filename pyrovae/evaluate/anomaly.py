@@ -20,8 +20,9 @@ from typing import NamedTuple
 
 import torch
 
-from .._util.batching import _batches, model_device
+from .._util.batching import model_device
 from ..models import VAE
+from ..models.validation import checked_data
 from .bounds import elbo_terms
 
 
@@ -40,12 +41,13 @@ def anomaly_scores(vae: VAE, x: torch.Tensor | Iterable, num_samples: int = 1, b
     :param x: ``(N, *x_shape)`` or an iterable of batches, as the model sees data.
     :param num_samples: z draws per example for the ELBO.
     :param batch_size: examples per batch.
+    :raises TypeError: for data that are not a tensor or an iterable of batches.
+    :raises ValueError: for data the model cannot score (checked once), or bad settings.
     """
-    terms = elbo_terms(vae, x, num_samples=num_samples, batch_size=batch_size)
-    device = model_device(vae)
+    data = checked_data(vae, x)
+    terms = elbo_terms(vae, data, num_samples=num_samples, batch_size=batch_size)
     errors = []
-    for xb in _batches(x, batch_size):
-        xb = xb.to(device)
+    for xb in data.batches(batch_size, model_device(vae)):
         errors.append((vae.reconstruct(xb) - xb).flatten(1).pow(2).sum(1))  # (b,)
     return AnomalyScores(-terms.elbo, torch.cat(errors))
 

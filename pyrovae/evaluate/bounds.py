@@ -4,7 +4,10 @@ ELBO gap (the importance weights and their streaming statistics live in
 
 Every function takes a trained :class:`~pyrovae.VAE` and a tensor ``(N, *x_shape)`` or an
 iterable of batches, works in batches on the model's device, and returns per-data-point
-tensors or plain numbers.
+tensors or plain numbers. The data are checked first, once
+(:func:`~pyrovae.models.validation.check_data`: type, shape, dtype, finite values in the
+likelihood's support), so 8-bit pixels or grey levels under a Bernoulli likelihood are refused
+with the fix rather than scored.
 
 .. math::
 
@@ -31,9 +34,10 @@ from torch.distributions import kl_divergence
 from tqdm.auto import tqdm
 from typing_extensions import Self
 
-from .._util.batching import _batches, model_device
+from .._util.batching import model_device
 from .._util.checks import positive_int
 from ..models import VAE
+from ..models.validation import checked_data
 from .importance import _importance_streams
 
 __all__ = ["ELBOTerms", "LogLikelihood", "elbo", "elbo_gap", "elbo_terms", "kl_is_analytic", "log_likelihood"]
@@ -95,6 +99,9 @@ def elbo_terms(vae: VAE, x: torch.Tensor | Iterable, num_samples: int = 1, batch
     :param num_samples: z draws per data point.
     :param batch_size: data points per batch.
     :returns: :class:`ELBOTerms` ``(recon, kl)``, each ``(N,)``, on the model's device.
+    :raises TypeError: for data that are not a tensor or an iterable of batches.
+    :raises ValueError: for data the model cannot score (shape, dtype, values), or a bad
+        ``num_samples`` or ``batch_size``.
 
     Example:
 
@@ -108,11 +115,10 @@ def elbo_terms(vae: VAE, x: torch.Tensor | Iterable, num_samples: int = 1, batch
     >>> recon, kl = terms  # it also unpacks as a pair
     """
     positive_int("num_samples", num_samples)
-    device = model_device(vae)
+    batches = checked_data(vae, x).batches(batch_size, model_device(vae))
     recons, kls = [], []
     method = "analytic"
-    for xb in _batches(x, batch_size):
-        xb = xb.to(device)
+    for xb in batches:
         q = vae.encode(xb)  # batch_shape (b,)
         z = q.rsample((num_samples,))  # (S, b, z_dim)
         recon = vae.decode(z).log_prob(xb).mean(0)  # (b,)
@@ -187,10 +193,14 @@ def log_likelihood(
         images takes tens of minutes on a CPU).
     :returns: :class:`LogLikelihood` ``(log_px, stderr)``, each ``(N,)``, float64, on the
         model's device.
+    :raises TypeError: for data that are not a tensor or an iterable of batches.
+    :raises ValueError: for data the model cannot score (shape, dtype, values: 8-bit pixels get
+        "divide by 255"), or bad settings.
     """
-    streams = _importance_streams(vae, x, num_samples, batch_size, chunk_size, max_elements)
+    data = checked_data(vae, x)
+    streams = _importance_streams(vae, data, num_samples, batch_size, chunk_size, max_elements)
     if progress:
-        total = math.ceil(len(x) / batch_size) if isinstance(x, torch.Tensor) else None
+        total = math.ceil(len(data) / batch_size) if data.tensor is not None else None
         streams = tqdm(streams, total=total, desc=f"log p(x), K={num_samples}", unit="batch")
     parts = [s.log_mean_exp() for s in streams]
     return LogLikelihood(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))

@@ -37,6 +37,7 @@ import torch
 from torch.distributions import Independent, Normal
 
 from ..distributions.mixture import diagonal_normal_mixture
+from ..models.validation import checked_data
 from .posterior import PosteriorSummary, diagonal_normal, encode_all, guide_kind, posteriors
 
 #: Burda et al.'s threshold on Cov_x(E_q[z_d]) for an active unit.
@@ -244,9 +245,8 @@ def _dims(ds: list[int]) -> str:
     return ", ".join(f"z[{d}]" for d in ds)
 
 
-def collapse_report(
-    vae, x: torch.Tensor | Iterable, threshold: float = ACTIVE_THRESHOLD, batch_size: int = 1000
-) -> str:
+def collapse_report(vae, x: torch.Tensor | Iterable, threshold: float = ACTIVE_THRESHOLD,
+                    batch_size: int = 1000) -> str:
     """Say in words which latent dimensions are collapsed.
 
     A dimension is *collapsed* when its activity :math:`\\mathrm{Var}_x(\\mathbb{E}_q[z_d])` is at
@@ -258,7 +258,10 @@ def collapse_report(
     :param x: ``(N, *x_shape)`` or an iterable of batches (a few thousand points).
     :param threshold: the activity threshold.
     :param batch_size: data points per batch.
+    :raises TypeError: for data that are not a tensor or an iterable of batches.
+    :raises ValueError: for bad data (checked once, for the encoder) or settings.
     """
+    x = checked_data(vae, x, encode_only=True)  # once, for both passes below
     summary = encode_all(vae, x, batch_size)
     activity = _activity(summary).cpu()  # (z_dim,)
     z_dim = len(activity)

@@ -34,9 +34,10 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
-from .._util.batching import _batches, model_device
-from .._util.checks import at_least
+from .._util.batching import model_device
+from .._util.checks import at_least, positive_int
 from ..models import VAE
+from ..models.validation import check_data, checked_data
 
 __all__ = ["ImportanceStats", "importance_stats", "log_weights"]
 
@@ -53,7 +54,11 @@ def log_weights(vae: VAE, x: torch.Tensor, num_samples: int) -> torch.Tensor:
     :param x: a batch ``(b, *x_shape)`` on the model's device.
     :param num_samples: K, draws per data point.
     :returns: ``(b, K)``.
+    :raises TypeError: for data that are not a tensor.
+    :raises ValueError: for data the model cannot score, or a bad ``num_samples``.
     """
+    positive_int("num_samples", num_samples)
+    x = check_data(vae, x)
     return _log_weights(vae, x, vae.encode(x), num_samples)
 
 
@@ -126,19 +131,27 @@ def _chunk_size(batch: int, num_samples: int, x_numel: int, max_elements: int) -
     return max(1, min(num_samples, max_elements // max(1, batch * x_numel)))
 
 
-@torch.no_grad()
 def _importance_streams(
     vae: VAE, x: torch.Tensor | Iterable, num_samples: int, batch_size: int = 100, chunk_size: int | None = None,
     max_elements: int = 2**20,
 ) -> Iterator[_Stream]:
     """One :class:`_Stream` per batch of ``x``, fed ``num_samples`` log-weights per data point
     in chunks (``chunk_size``, or the largest that keeps ``batch * chunk * prod(x_shape) <=
-    max_elements``)."""
+    max_elements``). The data and settings are checked now, before the first batch."""
     at_least("num_samples", num_samples, 2, " for a standard error")
+    if chunk_size is not None:
+        positive_int("chunk_size", chunk_size)
+    positive_int("max_elements", max_elements)
+    batches = checked_data(vae, x).batches(batch_size, model_device(vae))
+    return _streams(vae, batches, num_samples, chunk_size, max_elements)
+
+
+@torch.no_grad()
+def _streams(vae: VAE, batches: Iterator[torch.Tensor], num_samples: int, chunk_size: int | None,
+             max_elements: int) -> Iterator[_Stream]:
     device = model_device(vae)
     x_numel = math.prod(vae.x_shape) if vae.x_shape else 1
-    for xb in _batches(x, batch_size):
-        xb = xb.to(device)
+    for xb in batches:
         q = vae.encode(xb)  # batch_shape (b,)
         stream = _Stream(len(xb), device)
         chunk = chunk_size or _chunk_size(len(xb), num_samples, x_numel, max_elements)

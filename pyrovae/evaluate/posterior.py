@@ -43,8 +43,9 @@ import pyro.distributions as dist
 import torch
 from torch.distributions import Distribution, Independent, Normal, TransformedDistribution
 
-from .._util.batching import _batches, model_device
+from .._util.batching import model_device
 from .._util.checks import at_least
+from ..models.validation import checked_data
 
 __all__ = ["GUIDE_KINDS", "MOMENT_SAMPLES", "PosteriorSummary", "diagonal_normal", "encode_all", "guide_kind",
            "moments", "posteriors"]
@@ -139,19 +140,26 @@ def moments(q: Distribution, num_samples: int = MOMENT_SAMPLES) -> PosteriorSumm
     return PosteriorSummary(mean.to(dtype), var.sqrt().to(dtype), kind)
 
 
-@torch.no_grad()
 def posteriors(vae, x: torch.Tensor | Iterable, batch_size: int = 1000) -> Iterator[Distribution]:
     """``vae.encode`` of each batch of ``x`` on the model's device: the one place that walks a
-    data set through the guide.
+    data set through the guide. The data are checked now, for the encoder
+    (:func:`~pyrovae.models.validation.checked_data` with ``encode_only=True``: grey levels in
+    [0, 1] pass under a Bernoulli likelihood, 8-bit pixels and non-finite values do not).
 
     :param vae: the model.
     :param x: ``(N, *x_shape)`` or an iterable of batches.
     :param batch_size: data points per batch (for a tensor ``x``).
     :returns: an iterator of distributions with batch shape ``(b,)``, event shape ``(z_dim,)``.
+    :raises TypeError: for data that are not a tensor or an iterable of batches.
+    :raises ValueError: for a wrong shape, dtype or values, or a bad ``batch_size``.
     """
-    device = model_device(vae)
-    for xb in _batches(x, batch_size):
-        yield vae.encode(xb.to(device))
+    return _encoded(vae, checked_data(vae, x, encode_only=True).batches(batch_size, model_device(vae)))
+
+
+@torch.no_grad()
+def _encoded(vae, batches: Iterator[torch.Tensor]) -> Iterator[Distribution]:
+    for xb in batches:
+        yield vae.encode(xb)
 
 
 @torch.no_grad()

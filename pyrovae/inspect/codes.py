@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .._util.batching import as_batch
 from .._util.checks import one_of, positive_int
 from ..evaluate.posterior import encode_all
 from ..models import VAE
+from ..models.validation import check_inputs
 
 __all__ = ["PROJECTIONS", "LatentCodes", "LatentSnapshots", "encode_dataset", "pca", "posterior_decodes", "project_2d"]
 
@@ -51,7 +51,12 @@ def encode_dataset(
     :param labels: optional ``(N,)`` labels, kept alongside.
     :param batch_size: batch size.
     :returns: :class:`LatentCodes` on the CPU.
+    :raises TypeError: for data that are not a tensor or an iterable of batches.
+    :raises ValueError: for bad data (:func:`~pyrovae.models.validation.check_data`, for the
+        encoder), labels of another length, or a bad ``batch_size``.
     """
+    if labels is not None and isinstance(x, torch.Tensor) and len(labels) != len(x):
+        raise ValueError(f"{len(x)} inputs but {len(labels)} labels; pass one label per input")
     summary = encode_all(vae, x, batch_size)
     return LatentCodes(summary.loc.cpu(), summary.scale.cpu(), None if labels is None else labels.cpu(), summary.kind)
 
@@ -143,6 +148,8 @@ def posterior_decodes(vae: VAE, x: torch.Tensor, num_samples: int = 8) -> torch.
     :param x: ``(b, *x_shape)`` or one input.
     :param num_samples: draws per input.
     :returns: ``(b, num_samples, *x_shape)`` decoded means.
+    :raises ValueError: for bad inputs (:func:`~pyrovae.models.validation.check_inputs`) or ``num_samples``.
     """
-    z = vae.encode(as_batch(vae, x)).sample((num_samples,))  # (S, b, z_dim)
+    positive_int("num_samples", num_samples)
+    z = vae.encode(check_inputs(vae, x)).sample((num_samples,))  # (S, b, z_dim)
     return vae.decode_mean(z).transpose(0, 1)

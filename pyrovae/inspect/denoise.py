@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from .._util.batching import model_device
 from ..models import VAE
+from ..models.validation import check_inputs
 
 
 @torch.no_grad()
@@ -18,8 +18,10 @@ def denoise(vae: VAE, x_corrupted: torch.Tensor, num_samples: int = 0) -> torch.
     :param x_corrupted: ``(b, *x_shape)``, values the likelihood accepts.
     :param num_samples: 0 for the posterior mean, else draws to average.
     :returns: ``(b, *x_shape)``.
+    :raises TypeError: for inputs that are not a tensor.
+    :raises ValueError: for bad inputs (:func:`~pyrovae.models.validation.check_inputs`).
     """
-    x = x_corrupted.to(model_device(vae))
+    x = check_inputs(vae, x_corrupted, "x_corrupted")
     if num_samples <= 0:
         return vae.reconstruct(x)
     z = vae.encode(x).sample((num_samples,))  # (S, b, z_dim)

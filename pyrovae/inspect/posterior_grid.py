@@ -33,9 +33,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .._util.batching import as_batch
 from ..evaluate.posterior import moments
 from ..models import VAE
+from ..models.validation import check_inputs
 
 
 @dataclass
@@ -101,13 +101,13 @@ def posterior_grid(
     :param width: box half-width in standard deviations (automatic extent).
     :param chunk: grid points per decoder call.
     :returns: :class:`PosteriorGrid`.
-    :raises ValueError: for ``z_dim != 2``, a batch of inputs, or a point-mass guide.
+    :raises TypeError: for an input that is not a tensor.
+    :raises ValueError: for ``z_dim != 2``, a batch of inputs, data the model cannot score
+        (:func:`~pyrovae.models.validation.check_inputs`), or a point-mass guide.
     """
     if vae.z_dim != 2:
         raise ValueError(f"the posterior grid needs a 2-D latent (z_dim == 2), got z_dim={vae.z_dim}")
-    x = as_batch(vae, x)
-    if len(x) != 1:
-        raise ValueError(f"posterior_grid takes one input, got a batch of {len(x)}")
+    x = check_inputs(vae, x, one=True, encode_only=False)  # scored: p(x|z) on every grid point
     q = vae.encode(x)  # batch_shape (1,), event_shape (2,): any guide with a density
     summary = moments(q)
     if summary.kind == "point_mass":

@@ -28,9 +28,9 @@ from collections.abc import Sequence
 
 import torch
 
-from .._util.batching import as_batch
 from .._util.checks import at_least, one_of
 from ..models import VAE
+from ..models.validation import check_inputs
 
 METHODS = ("linear", "spherical")
 
@@ -56,9 +56,8 @@ def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int = 10, method: str
 
 
 @torch.no_grad()
-def interpolate_inputs(
-    vae: VAE, x0: torch.Tensor, x1: torch.Tensor, steps: int = 10, method: str = "linear"
-) -> torch.Tensor:
+def interpolate_inputs(vae: VAE, x0: torch.Tensor, x1: torch.Tensor, steps: int = 10,
+                       method: str = "linear") -> torch.Tensor:
     """Decode the path between the posterior means of two inputs (seed 001, Fig. 7).
 
     :param vae: the model.
@@ -67,8 +66,11 @@ def interpolate_inputs(
     :param steps: decodes along the path, ends included.
     :param method: ``"linear"`` or ``"spherical"``.
     :returns: decoded means ``(steps, *x_shape)``.
+    :raises ValueError: for inputs that are not one data point each (checked by
+        :func:`~pyrovae.models.validation.check_inputs`), or bad settings.
     """
-    z = vae.encode(torch.cat([as_batch(vae, x0), as_batch(vae, x1)])).mean  # (2, z_dim)
+    x = torch.cat([check_inputs(vae, x0, "x0", one=True), check_inputs(vae, x1, "x1", one=True)])  # (2, *x_shape)
+    z = vae.encode(x).mean  # (2, z_dim)
     return vae.decode_mean(interpolate(z[0], z[1], steps, method))
 
 
@@ -109,9 +111,8 @@ def manifold_grid(
 
 
 @torch.no_grad()
-def traversal(
-    vae: VAE, x: torch.Tensor, dims: Sequence[int] | None = None, n: int = 9, span: float = 3.0
-) -> tuple[torch.Tensor, torch.Tensor]:
+def traversal(vae: VAE, x: torch.Tensor, dims: Sequence[int] | None = None, n: int = 9,
+              span: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Vary one latent dimension at a time around the posterior mean of ``x``.
 
     :param vae: the model.
@@ -120,8 +121,10 @@ def traversal(
     :param n: values per dimension, evenly spaced in ``[-span, span]``.
     :param span: how far to go, in prior standard deviations.
     :returns: ``(images (len(dims)*n, *x_shape), values (n,))``, one row per dimension.
+    :raises ValueError: for an input that is not one data point (checked by
+        :func:`~pyrovae.models.validation.check_inputs`).
     """
-    z0 = vae.encode(as_batch(vae, x)).mean[0]  # (z_dim,)
+    z0 = vae.encode(check_inputs(vae, x, one=True)).mean[0]  # (z_dim,)
     dims = list(range(vae.z_dim)) if dims is None else list(dims)
     values = torch.linspace(-span, span, n, device=z0.device, dtype=z0.dtype)
     z = z0.repeat(len(dims) * n, 1)  # (len(dims)*n, z_dim)
@@ -156,9 +159,8 @@ def attribute_vector(codes: torch.Tensor, has_attribute: torch.Tensor) -> torch.
     return codes[has_attribute].mean(0) - codes[~has_attribute].mean(0)
 
 
-def thickness_vector(
-    codes: torch.Tensor, images: torch.Tensor, labels: torch.Tensor | None = None, fraction: float = 0.25
-) -> torch.Tensor:
+def thickness_vector(codes: torch.Tensor, images: torch.Tensor, labels: torch.Tensor | None = None,
+                     fraction: float = 0.25) -> torch.Tensor:
     """Attribute vector for "thick strokes": the top ``fraction`` of :func:`stroke_thickness`
     against the bottom ``fraction``, within each digit class when ``labels`` are given (so
     the vector does not turn a 1 into an 8 instead of thickening it).
@@ -170,11 +172,10 @@ def thickness_vector(
     :returns: ``(z_dim,)``.
     """
     mass = stroke_thickness(images).to(codes.device)
-    groups = (
-        [torch.ones_like(mass, dtype=torch.bool)]
-        if labels is None
-        else [labels.to(codes.device) == c for c in labels.unique()]
-    )
+    if labels is None:
+        groups = [torch.ones_like(mass, dtype=torch.bool)]
+    else:
+        groups = [labels.to(codes.device) == c for c in labels.unique()]
     vectors, weights = [], []
     for g in groups:
         idx = g.nonzero()[:, 0]
@@ -200,9 +201,8 @@ def class_vector(codes: torch.Tensor, labels: torch.Tensor, source: int, target:
 
 
 @torch.no_grad()
-def apply_attribute(
-    vae: VAE, x: torch.Tensor, vector: torch.Tensor, amounts: Sequence[float] = (0, 0.5, 1, 1.5, 2)
-) -> torch.Tensor:
+def apply_attribute(vae: VAE, x: torch.Tensor, vector: torch.Tensor,
+                    amounts: Sequence[float] = (0, 0.5, 1, 1.5, 2)) -> torch.Tensor:
     """Add ``amount * vector`` to each input's posterior mean and decode.
 
     :param vae: the model.
@@ -210,8 +210,9 @@ def apply_attribute(
     :param vector: ``(z_dim,)`` attribute vector.
     :param amounts: multiples of the vector to add.
     :returns: ``(b * len(amounts), *x_shape)``, one row of ``len(amounts)`` per input.
+    :raises ValueError: for bad inputs (:func:`~pyrovae.models.validation.check_inputs`).
     """
-    z = vae.encode(as_batch(vae, x)).mean  # (b, z_dim)
+    z = vae.encode(check_inputs(vae, x)).mean  # (b, z_dim)
     a = torch.as_tensor(amounts, dtype=z.dtype, device=z.device)  # (A,)
     shifted = z[:, None, :] + a[None, :, None] * vector.to(z.device)  # (b, A, z_dim)
     return vae.decode_mean(shifted.reshape(-1, z.shape[1]))

@@ -50,13 +50,14 @@ import pyro
 import torch
 
 from .. import data as _data
-from .._util.checks import at_least
+from .._util.checks import at_least, positive_int
 from ..evaluate.bounds import elbo as _elbo
 from ..evaluate.importance import ImportanceStats, importance_stats
 from ..infer.losses import make_loss
 from ..inspect.posterior_grid import PosteriorGrid, posterior_grid
 from ..models import VAE
 from ..models.config import build_vae
+from ..models.validation import check_data
 from ..train import History, fit
 
 __all__ = ["LOSS_NAMES", "METHODS", "Comparison", "GuideResult", "ImportanceStats", "compare_guides",
@@ -168,17 +169,24 @@ def compare_guides(
     :param device: where to train.
     :param progress: show progress bars.
     :returns: a :class:`Comparison`.
+    :raises TypeError: for data that are not tensors.
+    :raises ValueError: for bad data (checked once, before any training) or settings.
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise ValueError(f"methods must be a non-empty subset of {list(METHODS)}, got {list(methods)}")
     at_least("particles", particles, 2, " (importance weighting)")
-    x_eval = _data.binarize(test_x, "static", seed=0)
+    positive_int("batch_size", batch_size)
+    x_eval = None
     results: dict[str, GuideResult] = {}
     for method in methods:
         pyro.clear_param_store()
         pyro.set_rng_seed(seed)  # the same initial weights for every method
         vae = build_vae(z_dim=z_dim, hidden=tuple(hidden))
+        if x_eval is None:  # the data, checked against the first model before any training
+            train_x = check_data(vae, train_x, "train_x", binarize="dynamic")
+            test_x = check_data(vae, test_x, "test_x", binarize="static")
+            x_eval = _data.binarize(test_x, "static", seed=0)
         t0 = time.perf_counter()
         loss = make_loss(LOSS_NAMES[method], particles)
         history = fit(vae, train_x, test_x, epochs=epochs, batch_size=batch_size, loss=loss,
@@ -210,5 +218,8 @@ def posterior_grids(vae: VAE, x: torch.Tensor, size: int = 121) -> list[Posterio
     :param x: ``(R, *x_shape)`` data points, as the model sees them (binarised).
     :param size: grid points per axis.
     :returns: one :class:`~pyrovae.inspect.PosteriorGrid` per data point.
+    :raises TypeError: for data that are not a tensor.
+    :raises ValueError: for data the model cannot score (checked once), or a model whose latent is not 2-D.
     """
+    x = check_data(vae, x)
     return [posterior_grid(vae, xi, n=size) for xi in x]

@@ -43,7 +43,15 @@ from pyro.nn import PyroModule
 from pyro.poutine.messenger import Messenger
 from torch import nn
 
-__all__ = ["GlobalSite", "draw", "draw_outside_plate", "find_global_sites", "initialise", "make_global_guide"]
+__all__ = [
+    "GlobalLatents",
+    "GlobalSite",
+    "draw",
+    "draw_outside_plate",
+    "find_global_sites",
+    "initialise",
+    "make_global_guide",
+]
 
 #: the sites a global guide must not cover: the local latent and the observation
 LOCAL_SITES = ("z", "x")
@@ -149,3 +157,42 @@ def draw(guide: Callable) -> dict[str, torch.Tensor]:
         for name, site in trace.nodes.items()
         if site["type"] == "sample" and not site["is_observed"] and not site["infer"].get("is_auxiliary")
     }
+
+
+class GlobalLatents:
+    """The global-site methods of :class:`~pyrovae.VAE` (a mixin): finding the sites outside the
+    data plate (a Bayesian decoder's ``PyroSample`` weights), drawing them once per step, and
+    conditioning on one draw of the global guide. Expects ``decoder``, ``prior``,
+    ``likelihood``, ``global_guide`` and ``_pyro_context`` on ``self``."""
+
+    def _global_sites(self) -> list:
+        sites = self.__dict__.get("_sites")
+        if sites is None:
+            parts = {name: getattr(self, name, None) for name in ("decoder", "prior", "likelihood")}
+            sites = self.__dict__["_sites"] = find_global_sites(parts)
+        return sites
+
+    def _draw_globals(self) -> contextlib.AbstractContextManager:
+        sites = self._global_sites()
+        return draw_outside_plate(self._pyro_context, sites) if sites else contextlib.nullcontext()
+
+    def sample_globals(self) -> dict[str, torch.Tensor]:
+        """One draw of the global sites from the global guide, ``{site name: value}``."""
+        if self.global_guide is None:
+            raise ValueError("this VAE has no global guide (its model has no global sites, or global_guide=None)")
+        return draw(self.global_guide)
+
+    @contextlib.contextmanager
+    def condition_globals(self, values: dict[str, torch.Tensor] | None = None):
+        """Within this block the global sites (a Bayesian decoder's weights) take ``values``
+        (default: one draw of the global guide), so ``decode``, ``sample`` and the
+        evaluation functions use one posterior network rather than prior draws::
+
+            with vae.condition_globals():
+                recon, kl = evaluate.elbo_terms(vae, x_test)
+
+        :returns: (as the block's target) the values used.
+        """
+        values = self.sample_globals() if values is None else values
+        with poutine.condition(data=values):
+            yield values

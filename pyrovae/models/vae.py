@@ -41,17 +41,18 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from .. import likelihoods as _likelihoods
-from .._util.checks import nonnegative
+from .._util.checks import nonnegative, positive_int
 from ..priors import StandardNormal, as_prior
 from . import global_latents as _globals
 from . import param_store as _store
+from . import protocol as _protocol
 from . import validation as _validation
 
 #: the VAE's parts, in the order Pyro's param store sees them
 PARTS = ("encoder", "decoder", "prior", "likelihood", "guide_flow", "global_guide")
 
 
-class VAE(PyroModule):
+class VAE(_globals.GlobalLatents, PyroModule):
     """A variational autoencoder whose :meth:`model` and :meth:`guide` train with any Pyro ELBO.
 
     Example::
@@ -106,13 +107,13 @@ class VAE(PyroModule):
     ) -> None:
         super().__init__()
         self.__dict__.update(_checked=set(), _sites=None)
-        x_shape, z_dim, z_from = _validation.resolve_shapes(encoder, decoder, prior, x_shape, z_dim)
+        x_shape, z_dim, z_from = _protocol.resolve_shapes(encoder, decoder, prior, x_shape, z_dim)
         self.x_shape, self.z_dim = x_shape, z_dim
         self.encoder = encoder
         self.decoder = decoder
         self.prior = as_prior(prior, z_dim) if prior is not None or z_dim is not None else None
         if self.z_dim is None and self.prior is not None:
-            self.z_dim, z_from = _validation.prior_z_dim(self.prior), " (the prior)"
+            self.z_dim, z_from = _protocol.prior_z_dim(self.prior), " (the prior)"
         self.__dict__["_z_from"] = z_from
         self.likelihood = likelihood if likelihood is not None else _likelihoods.Bernoulli()
         self.beta = beta
@@ -154,6 +155,33 @@ class VAE(PyroModule):
         """``{"x_shape": [...], "z_dim": k}`` as given or inferred (``None`` while unknown);
         JSON-able, for checkpoints. ``VAE(..., x_shape=..., z_dim=...)`` takes them back."""
         return {"x_shape": list(self.x_shape) if self.x_shape is not None else None, "z_dim": self.z_dim}
+
+    def adopt_shapes(self, shapes: dict[str, Any]) -> None:
+        """Take the :attr:`shapes` of a trained copy (a checkpoint stores them) where this VAE
+        does not know them yet, as its first batch would have set them (the N(0, I) prior is
+        made once ``z_dim`` is known), so that data are checked against them from the first
+        call on. Shapes this VAE already knows must agree.
+
+        :param shapes: ``{"x_shape": [...] or None, "z_dim": k or None}``.
+        :raises ValueError: for shapes that are not positive integers, or that disagree with this VAE's.
+        """
+        x_shape, z_dim = shapes.get("x_shape"), shapes.get("z_dim")
+        if x_shape is not None:
+            x_shape = tuple(positive_int("x_shape entry", d) for d in x_shape)
+            if self.x_shape is None:
+                self.x_shape = x_shape
+            elif tuple(self.x_shape) != x_shape:
+                raise ValueError(f"x_shape {x_shape} is not this VAE's x_shape {tuple(self.x_shape)}")
+        if z_dim is not None:
+            positive_int("z_dim", z_dim)
+            if self.z_dim is None:
+                self.z_dim = z_dim
+                self.__dict__["_z_from"] = " (the stored shapes)"
+            elif self.z_dim != z_dim:
+                raise ValueError(f"z_dim {z_dim} is not this VAE's z_dim {self.z_dim}")
+            if self.prior is None:
+                device = _validation.model_device(self)
+                self.prior = StandardNormal(z_dim).to(device=device, dtype=_validation.float_dtype(self))
 
     def _z_weight(self) -> contextlib.AbstractContextManager:
         # beta scales the "z" site in both model and guide; poutine.scale needs a positive
@@ -234,17 +262,6 @@ class VAE(PyroModule):
         idx = torch.arange(batch, device=device)
         return pyro.plate("data", num_data if num_data is not None else batch, subsample=idx, dim=-1)
 
-    def _global_sites(self) -> list:
-        sites = self.__dict__.get("_sites")
-        if sites is None:
-            parts = {name: getattr(self, name, None) for name in ("decoder", "prior", "likelihood")}
-            sites = self.__dict__["_sites"] = _globals.find_global_sites(parts)
-        return sites
-
-    def _draw_globals(self) -> contextlib.AbstractContextManager:
-        sites = self._global_sites()
-        return _globals.draw_outside_plate(self._pyro_context, sites) if sites else contextlib.nullcontext()
-
     # -- Pyro model and guide ---------------------------------------------------------------
     def model(self, x: torch.Tensor | None = None, num_data: int | None = None, *,
               batch_size: int | None = None, observe: bool = True) -> torch.Tensor:
@@ -302,8 +319,8 @@ class VAE(PyroModule):
         if "encoder" in self._checked:
             return self.encoder(x)  # each (batch, z_dim)
         encoder = self.encoder
-        out = _validation.call_checked("encoder", encoder, x, f"(batch, *x_shape) = {tuple(x.shape)}")
-        loc, scale = _validation.check_encoder_output(
+        out = _protocol.call_checked("encoder", encoder, x, f"(batch, *x_shape) = {tuple(x.shape)}")
+        loc, scale = _protocol.check_encoder_output(
             encoder, x, out, self.z_dim, z_from=self.__dict__.get("_z_from", ""), check_scale=self._uses_scale
         )
         if self.z_dim is None:
@@ -323,8 +340,8 @@ class VAE(PyroModule):
             out = self.decoder(flat)
         else:
             decoder = self.decoder
-            out = _validation.call_checked("decoder", decoder, flat, f"(batch, z_dim) = {tuple(flat.shape)}")
-            x_shape = _validation.check_decoder_output(decoder, flat, out, self.x_shape, self.likelihood)
+            out = _protocol.call_checked("decoder", decoder, flat, f"(batch, z_dim) = {tuple(flat.shape)}")
+            x_shape = _protocol.check_decoder_output(decoder, flat, out, self.x_shape, self.likelihood)
             if self.x_shape is None:
                 self.x_shape = x_shape  # a generative call before any data: the decoder says
             if not torch.jit.is_tracing():
@@ -373,26 +390,3 @@ class VAE(PyroModule):
         q = self.encode(x)
         z = q.sample() if sample_z else q.mean  # (batch, z_dim)
         return self.decode_mean(z)
-
-    # -- global latent sites ----------------------------------------------------------------
-    def sample_globals(self) -> dict[str, torch.Tensor]:
-        """One draw of the global sites from the global guide, ``{site name: value}``."""
-        if self.global_guide is None:
-            raise ValueError("this VAE has no global guide (its model has no global sites, or global_guide=None)")
-        return _globals.draw(self.global_guide)
-
-    @contextlib.contextmanager
-    def condition_globals(self, values: dict[str, torch.Tensor] | None = None):
-        """Within this block the global sites (a Bayesian decoder's weights) take ``values``
-        (default: one draw of the global guide), so ``decode``, ``sample`` and the
-        evaluation functions use one posterior network rather than prior draws::
-
-            with vae.condition_globals():
-                recon, kl = evaluate.elbo_terms(vae, x_test)
-
-        :returns: (as the block's target) the values used.
-        """
-        values = self.sample_globals() if values is None else values
-        with poutine.condition(data=values):
-            yield values
-

@@ -2,7 +2,9 @@
 
 A checkpoint is a ``torch.save`` file of plain containers and tensors only, so it loads with
 ``torch.load(weights_only=True)``. It holds the network state (``state_dict``), Pyro's
-param-store state, the optimiser state, the epoch, the history and the config. It is
+param-store state, the optimiser state, the epoch, the history, the config and the shapes the
+model was given or inferred (``vae.shapes``: a VAE of a user's own modules restores them on
+loading, so data are checked against them before any batch). It is
 serialised in memory and written with :func:`pyrovae._util.files.atomic_write_bytes`: to a
 temporary file in the same folder, fsynced, and renamed over the target, so a crash mid-write
 never leaves a corrupt checkpoint behind, and a full disk is a clear error.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import itertools
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,8 @@ VERSION = 1
 # what a stored config may hold before it is even parsed: short lists, bounded numbers and strings
 # a table of D columns stores D per-column statistics; the model size is bounded separately
 MAX_LIST, MAX_INT, MAX_STR, MAX_DEPTH = 2**20, 2**31 - 1, 4096, 6
+# stored shapes: at most this many dimensions and this many numbers per data point
+MAX_DIMS, MAX_NUMEL = 8, 2**31 - 1
 # a model rebuilt from a config may have at most this many parameters more than the file stores
 # (10M parameters, 40 MB, are always allowed; the flows' bound below is loose by up to 16x)
 SLACK_FACTOR, SLACK_PARAMETERS = 64, 10_000_000
@@ -87,13 +92,9 @@ def load_scheduler_state(scheduler: Any, state: dict | None, *, path: Any = "che
         return
     if scheduler is None or state is None:
         has = "no" if state is None else "a"
-        raise _malformed(
-            path,
-            "lr_scheduler",
-            f"is {has} scheduler state, but this run has "
-            f"{'a' if scheduler is not None else 'no'} lr_scheduler; resume with the "
-            "settings the checkpoint was written with",
-        )
+        own = "a" if scheduler is not None else "no"
+        raise _malformed(path, "lr_scheduler", f"is {has} scheduler state, but this run has {own} lr_scheduler; "
+                                               "resume with the settings the checkpoint was written with")
     try:
         scheduler.load_state_dict(state)
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
@@ -128,6 +129,7 @@ def save_checkpoint(
         "format": FORMAT,
         "version": VERSION,
         "config": dict(vae.config),
+        "shapes": getattr(vae, "shapes", None),
         "fit_config": dict(fit_config or {}),
         "epoch": int(epoch),
         "model_state": {k: v.detach().cpu() for k, v in vae.state_dict().items()},
@@ -198,6 +200,25 @@ def check_payload(payload: dict, path: Any = "checkpoint") -> None:
     _need(all(isinstance(v, list) for v in history.values()), path, "history", "must map names to lists")
     _need(len({len(v) for v in history.values()}) <= 1, path, "history", "has lists of different lengths")
     _check_config_values(payload["config"], path, "config", 0)
+    _check_shapes(payload.get("shapes"), path)
+
+
+def _positive(value: Any) -> bool:
+    return type(value) is int and 1 <= value <= MAX_INT
+
+
+def _check_shapes(shapes: Any, path: Any) -> None:
+    # optional (older files have none): {"x_shape": [d, ...] or None, "z_dim": k or None}
+    if shapes is None:
+        return
+    _need(isinstance(shapes, dict) and set(shapes) <= {"x_shape", "z_dim"}, path, "shapes",
+          "must be None or a dict with the keys 'x_shape' and 'z_dim'")
+    x_shape, z_dim = shapes.get("x_shape"), shapes.get("z_dim")
+    _need(x_shape is None or (isinstance(x_shape, list) and 1 <= len(x_shape) <= MAX_DIMS
+                              and all(_positive(d) for d in x_shape) and math.prod(x_shape) <= MAX_NUMEL),
+          path, "shapes.x_shape", f"must be None or a list of 1 to {MAX_DIMS} positive integers of product at most "
+                                  f"{MAX_NUMEL}, got {x_shape!r}")
+    _need(z_dim is None or _positive(z_dim), path, "shapes.z_dim", f"must be None or a positive integer, got {z_dim!r}")
 
 
 def _check_config_values(value: Any, path: Any, field: str, depth: int) -> None:
@@ -231,9 +252,11 @@ def _normalised(config: dict) -> dict:
 
 
 def load_into(vae: VAE, payload: dict, *, path: str | os.PathLike = "checkpoint") -> None:
-    """Load the network state from ``payload`` into ``vae``, checking that they match.
+    """Load the network state from ``payload`` into ``vae``, checking that they match. Shapes
+    the VAE does not know yet (a VAE of plain modules, before its first batch) are taken from
+    the stored ``shapes`` first (:meth:`~pyrovae.VAE.adopt_shapes`).
 
-    :raises CheckpointError: when the configs or parameter shapes differ.
+    :raises CheckpointError: when the configs, the stored shapes or the parameter shapes differ.
     """
     theirs_cfg, own_cfg = _normalised(payload["config"]), _normalised(vae.config)
     if theirs_cfg and own_cfg and theirs_cfg != own_cfg:
@@ -242,6 +265,12 @@ def load_into(vae: VAE, payload: dict, *, path: str | os.PathLike = "checkpoint"
             f"checkpoint {path} is from another config: fields {diff} differ "
             f"(checkpoint: {[theirs_cfg.get(k) for k in diff]}, model: {[own_cfg.get(k) for k in diff]})"
         )
+    shapes = payload.get("shapes")
+    if shapes is not None and hasattr(vae, "adopt_shapes"):
+        try:
+            vae.adopt_shapes(shapes)  # before the state comparison: a prior made from z_dim has buffers
+        except ValueError as e:
+            raise CheckpointError(f"checkpoint {path} is for a model of other shapes: {e}") from e
     own = vae.state_dict()
     theirs = payload["model_state"]
     missing, unexpected = sorted(set(own) - set(theirs)), sorted(set(theirs) - set(own))
@@ -259,9 +288,8 @@ def _parameter_bound(config: VAEConfig) -> int:
     """An upper bound on the number of parameters and buffers of ``build_vae(config)``, found
     without allocating them: the parts without flows are built on the meta device (exact); the
     flows' autoregressive networks, whose masks need real tensors, are bounded by their layer sizes."""
-    plain = dataclasses.replace(
-        config, guide_flows=0, prior="standard_normal" if config.prior == "flow" else config.prior
-    )
+    prior = "standard_normal" if config.prior == "flow" else config.prior
+    plain = dataclasses.replace(config, guide_flows=0, prior=prior)
     with torch.device("meta"):
         vae = build_vae(plain)
     total = sum(t.numel() for t in vae.state_dict().values())
@@ -295,9 +323,8 @@ def _rebuild(payload: dict, path: Any) -> VAE:
         raise _malformed(path, "config", f"does not describe a VAE ({type(e).__name__}: {e})") from e
 
 
-def load_checkpoint(
-    path: str | os.PathLike, vae: VAE | None = None, *, map_location: str | torch.device = "cpu"
-) -> tuple[VAE, dict]:
+def load_checkpoint(path: str | os.PathLike, vae: VAE | None = None, *,
+                    map_location: str | torch.device = "cpu") -> tuple[VAE, dict]:
     """Load a checkpoint into ``vae`` (or into a VAE rebuilt from its config).
 
     :param path: the checkpoint file.

@@ -1,4 +1,8 @@
-"""Checks of the training data, made once per data set at the entry of training, never per step."""
+"""Checks of the training data, made once per data set at the entry of training, never per step.
+
+There is one check for data, :func:`pyrovae.models.validation.check_data`; this module only
+says how training calls it.
+"""
 
 from __future__ import annotations
 
@@ -6,47 +10,30 @@ from typing import Any
 
 import torch
 
+from ..models.validation import check_data
+
 __all__ = ["as_tensor", "check_training_data"]
 
 
-def as_tensor(data: Any, name: str) -> torch.Tensor:
-    """``data`` itself if it is a tensor, else its ``.images`` tensor (an :class:`~pyrovae.data.ImageSet`).
-
-    :raises ValueError: for anything else.
-    """
-    if isinstance(data, torch.Tensor):
-        return data
+def as_tensor(data: Any, name: str) -> Any:
+    """``data``'s ``.images`` tensor if it has one (an :class:`~pyrovae.data.ImageSet`), else
+    ``data`` itself, for :func:`check_training_data` to check (a numpy array or a list gets
+    its conversion named there)."""
     images = getattr(data, "images", None)
-    if isinstance(images, torch.Tensor):
-        return images
-    raise ValueError(f"{name} must be a tensor (N, *x_shape) or have an .images tensor, got {type(data).__name__}")
+    return images if isinstance(images, torch.Tensor) and not isinstance(data, torch.Tensor) else data
 
 
-def check_training_data(vae: Any, x: torch.Tensor, binarize: str | None, name: str) -> None:
-    """Check a whole data set once, at the boundary: shape, finiteness, support.
+def check_training_data(vae: Any, x: Any, binarize: str | None, name: str) -> torch.Tensor:
+    """Check a whole data set once, at the boundary (:func:`~pyrovae.models.validation.check_data`):
+    type, shape, dtype, finiteness, and support (probabilities in [0, 1] when ``binarize`` is set,
+    else the likelihood's support).
 
-    :param vae: the model; its ``check_data`` (shape) and ``likelihood.check`` (support) are used
-        where it has them.
+    :param vae: the model.
+    :param x: ``(N, *x_shape)``.
+    :param binarize: the training's binarisation (``"dynamic"``, ``"static"`` or ``None``).
+    :param name: what to call the data in messages.
+    :returns: the tensor to train on (cast to the model's dtype where needed).
+    :raises TypeError: for data that are not a tensor, naming the conversion.
     :raises ValueError: naming the problem and what was expected.
     """
-    if x.dim() < 2 or len(x) == 0:
-        raise ValueError(f"{name} must be a non-empty batch (N, *x_shape), got shape {tuple(x.shape)}")
-    check_shape = getattr(vae, "check_data", None)
-    if check_shape is not None:
-        check_shape(x[:1], support=False)
-    if binarize is not None:
-        lo, hi = torch.aminmax(x.detach())  # one pass over the data; NaN propagates and fails below
-        if bool(lo >= 0) and bool(hi <= 1):
-            return
-    bad = ~torch.isfinite(x)
-    if bad.any():
-        raise ValueError(f"{name} contains NaN or inf at {int(bad.sum())} positions; expected finite values")
-    if binarize is None:
-        check_support = getattr(getattr(vae, "likelihood", None), "check", None)
-        if check_support is not None:
-            check_support(x)
-    elif (x < 0).any() or (x > 1).any():
-        raise ValueError(
-            f"{name} has values in [{float(x.min()):.4g}, {float(x.max()):.4g}] but binarize={binarize!r} "
-            "needs probabilities in [0, 1]"
-        )
+    return check_data(vae, x, name, binarize=binarize)

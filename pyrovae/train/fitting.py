@@ -122,7 +122,9 @@ def fit(vae: VAE, train_images: Any, test_images: Any = None, *, epochs: int, ba
     with the suffix ``.csv``.
 
     :returns: the :class:`History`.
-    :raises ValueError: for bad data or settings, naming the setting.
+    :raises TypeError: for data that are not a tensor (a numpy array: ``torch.as_tensor(x, dtype=torch.float32)``).
+    :raises ValueError: for bad data or settings, naming the setting. The data are checked once per
+        data set (:func:`pyrovae.models.validation.check_data`), never per step.
     :raises ImportError: for ``tensorboard`` without the tensorboard package.
     :raises TrainingDivergedError: when the loss, the parameters or the held-out ELBO become
         NaN/inf; the message names the last good checkpoint (never one written after it).

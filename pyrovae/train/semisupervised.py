@@ -15,9 +15,11 @@ from pyro.infer import ELBO, Trace_ELBO, TraceEnum_ELBO
 from tqdm.auto import tqdm
 
 from .._util.batching import model_device
+from .._util.checks import positive_int
 from ..data import InMemoryLoader
 from ..data import binarize as binarize_images
 from ..models.semisupervised import ALPHA_PER_DATUM, SemiSupervisedVAE
+from .checks import check_training_data
 
 __all__ = ["M2History", "fit_m2"]
 
@@ -73,7 +75,14 @@ def fit_m2(m2: SemiSupervisedVAE, x_labelled: torch.Tensor, y_labelled: torch.Te
     :param progress: a tqdm bar per epoch.
     :param validate: keep Pyro's per-site validation on (slower).
     :returns: the :class:`M2History`.
+    :raises TypeError: for data that are not tensors.
+    :raises ValueError: for bad data (checked once per data set) or settings.
     """
+    positive_int("batch_size", batch_size)
+    x_labelled = check_training_data(m2, x_labelled, binarize, "x_labelled")
+    x_unlabelled = check_training_data(m2, x_unlabelled, binarize, "x_unlabelled")
+    if x_test is not None:
+        x_test = check_training_data(m2, x_test, binarize, "x_test")
     if epochs < 1 or len(x_labelled) != len(y_labelled) or len(x_labelled) == 0 or len(x_unlabelled) == 0:
         raise ValueError("need epochs >= 1, labels for every labelled image and both sets non-empty; got "
                          f"epochs={epochs}, {len(x_labelled)} labelled images, {len(y_labelled)} labels, "

@@ -123,16 +123,15 @@ class Trainer:
         :param test_images: held-out data for :meth:`evaluate`, or ``None``.
         :param labels: ``(N, ...)``, passed to the model as its second argument (``model(x, y)``).
         :returns: ``self``.
-        :raises ValueError: for bad data.
+        :raises TypeError: for data that are not a tensor (the message names the conversion).
+        :raises ValueError: for bad data (:func:`~pyrovae.models.validation.check_data`, once per data set).
         """
         cfg, vae = self.config, self.vae
-        x_train = as_tensor(train_images, "train_images")
-        check_training_data(vae, x_train, cfg.binarize, "train_images")
+        x_train = check_training_data(vae, as_tensor(train_images, "train_images"), cfg.binarize, "train_images")
         if labels is not None and len(labels) != len(x_train):
             raise ValueError(f"{len(x_train)} train_images but {len(labels)} labels; pass one label per image")
         if test_images is not None:
-            x_test = as_tensor(test_images, "test_images")
-            check_training_data(vae, x_test, cfg.binarize, "test_images")
+            x_test = check_training_data(vae, as_tensor(test_images, "test_images"), cfg.binarize, "test_images")
             self.x_test = self._binarized(x_test.to(self.device), cfg.test_seed)  # fixed: comparable across epochs
         vae.to(self.device)
         for hook in ("sync_param_store", "register_params"):  # once: the torch route skips pyro.module per step
@@ -347,9 +346,8 @@ class Trainer:
         h = self.history
         h.epoch.append(epoch)
         h.train_elbo.append(stats.train_elbo)
-        reached = (
-            beta_at(self.global_step, self.warmup_steps, self.target_beta) if self.target_beta is not None else None
-        )
+        target = self.target_beta
+        reached = beta_at(self.global_step, self.warmup_steps, target) if target is not None else None
         h.beta.append(reached)
         h.seconds.append(stats.seconds)
         h.lr.append(current_lr(self.optimizer))

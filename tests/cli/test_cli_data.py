@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -138,7 +139,9 @@ def test_evaluate_refuses_data_of_another_shape(tmp_path, capsys):
     capsys.readouterr()
     table = _table(tmp_path / "table.npy", n=20)
     assert main(["evaluate", str(out), "--samples", "4", "--data", str(table)]) == 2
-    assert "expects points of shape (1, 12, 12)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert re.search(r"has shape \(\d+, 6\) but this VAE expects \(batch, \*x_shape\) = \(batch, 1, 12, 12\)", err), err
+    assert "pass the --data the checkpoint was trained on" in err
     # and a resumed run on other data is another configuration
     assert main(["train", "--data", str(table), "--epochs", "2", *FAST, "--out", str(out), "--resume"]) == 2
     assert "holds a checkpoint of another configuration" in capsys.readouterr().err

@@ -219,3 +219,14 @@ def test_two_concurrent_runs_and_ctrl_c(tmp_path, mnist):
                         f"pyrovae train --subset 3000 --epochs 200 --hidden 64 --out {out} --no-progress --device cpu "
                         "--resume")
     assert (out / LOCK_NAME).read_text() == ""  # the lock was released
+
+
+def test_a_full_disk_during_training_is_one_line_and_keeps_nothing_half_written(small_tmpfs, capsys, mnist):
+    out = small_tmpfs / "run"
+    argv = ["train", "--out", str(out), "--subset", "100", "--epochs", "1", "--no-progress", "--device", "cpu"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("pyrovae: error: the disk is full: no space left to write"), err
+    assert "checkpoint.pt" in err[0] and "free some space" in err[0]
+    assert not (out / "checkpoint.pt").exists()
+    assert not [p for p in out.iterdir() if ".tmp" in p.name], list(out.iterdir())

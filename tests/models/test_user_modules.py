@@ -18,7 +18,8 @@ from torch import nn
 
 import pyrovae
 from pyrovae import VAE, evaluate, likelihoods, priors
-from pyrovae.models import validation
+from pyrovae.models import protocol
+from pyrovae.train import checkpoint as ckpt
 from pyrovae.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from tests.linear_gaussian import exact_log_px
 
@@ -96,6 +97,28 @@ def test_a_vae_without_config_checkpoints(tmp_path):
     with torch.no_grad():
         assert torch.equal(fresh.encode(x).mean, vae.encode(x).mean)
         assert torch.equal(fresh.decode_mean(torch.zeros(3, K)), vae.decode_mean(torch.zeros(3, K)))
+
+
+def test_a_checkpoint_restores_the_inferred_shapes_so_data_are_checked_before_any_batch(tmp_path):
+    x, _, _ = linear_gaussian_data(200)
+    vae = VAE(encoder=Encoder(), decoder=Decoder(), likelihood=likelihoods.Gaussian(scale=SIGMA))
+    assert vae.shapes == {"x_shape": None, "z_dim": None} and vae.prior is None  # nothing told: all inferred
+    path = tmp_path / "user.pt"
+    pyrovae.fit(vae, x, epochs=1, batch_size=50, binarize=None, progress=False, checkpoint=path)
+    assert ckpt.read_checkpoint(path)["shapes"] == {"x_shape": [D], "z_dim": K}
+    fresh = VAE(encoder=Encoder(), decoder=Decoder(), likelihood=likelihoods.Gaussian(scale=SIGMA))
+    fresh, _ = load_checkpoint(path, fresh)  # its N(0, I) prior is made from the stored z_dim, then loaded
+    assert fresh.shapes == {"x_shape": [D], "z_dim": K} and isinstance(fresh.prior, priors.StandardNormal)
+    # before it has seen any batch, data are checked against the stored x_shape (not inferred from them)
+    expected = r"x has shape \(4, 6\) but this VAE expects \(batch, \*x_shape\) = \(batch, 5\)"
+    with pytest.raises(ValueError, match=expected):
+        evaluate.elbo_terms(fresh, torch.randn(4, D + 1))
+    with torch.no_grad():
+        assert torch.equal(fresh.encode(x).mean, vae.encode(x).mean)
+    # a VAE told other shapes is another model
+    other = VAE(encoder=Encoder(), decoder=Decoder(), likelihood=likelihoods.Gaussian(scale=SIGMA), x_shape=(D + 1,))
+    with pytest.raises(CheckpointError, match=r"other shapes: x_shape \(5,\) is not this VAE's x_shape \(6,\)"):
+        load_checkpoint(path, other)
 
 
 def test_z_dim_and_prior_come_from_the_encoder_when_nothing_says():
@@ -233,13 +256,13 @@ def test_networks_returning_the_wrong_kind_of_thing_are_named():
 def test_protocol_checks_run_on_the_first_batch_and_after_a_part_is_replaced(monkeypatch):
     calls = {"encoder": 0, "decoder": 0}
     for role in calls:
-        original = getattr(validation, f"check_{role}_output")
+        original = getattr(protocol, f"check_{role}_output")
 
         def counting(*args, _original=original, _role=role, **kwargs):
             calls[_role] += 1
             return _original(*args, **kwargs)
 
-        monkeypatch.setattr(validation, f"check_{role}_output", counting)
+        monkeypatch.setattr(protocol, f"check_{role}_output", counting)
     vae = four_keyword_vae()
     svi = SVI(vae.model, vae.guide, Adam({"lr": 1e-2}), Trace_ELBO())
     for _ in range(3):

@@ -183,7 +183,9 @@ def test_bad_training_data_is_rejected_at_entry(mnist_small):
     bad[3, 0, 5, 5] = float("nan")
     with pytest.raises(ValueError, match="NaN or inf"):
         fit(vae, bad, epochs=1, batch_size=50, device="cpu", progress=False)
-    with pytest.raises(ValueError, match=r"x has shape \(1, 784\)"):
+    with pytest.raises(
+        ValueError, match=r"train_images has shape \(100, 784\) but this VAE expects .* = \(batch, 1, 28, 28\)"
+    ):
         fit(vae, x[:100].reshape(100, 784), epochs=1, batch_size=50, device="cpu", progress=False)
     with pytest.raises(ValueError, match="binarize must be"):
         fit(vae, x[:100], epochs=1, batch_size=50, binarize="otsu", device="cpu", progress=False)

@@ -7,6 +7,7 @@ import errno
 import hashlib
 import os
 import pickle
+import random
 import signal
 import subprocess
 import sys
@@ -83,6 +84,62 @@ def test_writers_killed_mid_write_never_tear_the_file_and_their_temporaries_are_
     assert temporaries(tmp_path) == [] and target.read_bytes() == b"x"
 
 
+def _checkpoint_writer(path: Path, vae, first_epoch: int, report: int) -> None:
+    # a forked child: write checkpoints of epochs first_epoch, first_epoch + 1, ... until killed,
+    # reporting each epoch once its write is complete (4 MB each, so that kills land mid-write)
+    blob = torch.randn(1_000_000, generator=torch.Generator().manual_seed(first_epoch))
+    epoch = first_epoch
+    while True:
+        ckpt.save_checkpoint(path, vae, epoch=epoch, extra={"blob": blob})
+        os.write(report, f"{epoch}\n".encode())
+        epoch += 1
+
+
+def _reported(fd: int) -> list[int]:
+    data = b""
+    while chunk := os.read(fd, 4096):
+        data += chunk
+    return [int(line) for line in data.split()]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_checkpoint_writers_killed_at_random_moments_leave_the_old_or_the_new_checkpoint(tmp_path):
+    # kill -9, repeated, of processes writing real checkpoints (torch.save payloads): after every
+    # kill the file loads and is the last write that completed or the one in flight, never torn
+    path, rng, vae = tmp_path / "c.pt", random.Random(0), tiny_vae()
+    ckpt.save_checkpoint(path, vae, epoch=0)
+    last = 0
+    for _ in range(8):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child never returns: it is killed
+            try:
+                os.close(r)
+                _checkpoint_writer(path, vae, last + 1, w)
+            finally:
+                os._exit(1)
+        os.close(w)
+        first = os.read(r, 64)  # at least one complete write
+        time.sleep(rng.uniform(0.0, 0.05))  # then a random moment of the next ones
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        done = [int(v) for v in first.split()] + _reported(r)
+        os.close(r)
+        epoch = ckpt.read_checkpoint(path)["epoch"]  # loads: never torn
+        assert epoch in (done[-1], done[-1] + 1), (epoch, done)  # the last completed write, or the one renamed
+        loaded, _ = load_checkpoint(path, tiny_vae())
+        assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), vae.state_dict().values()))
+        last = epoch
+    left = temporaries(tmp_path)
+    assert left, "no kill landed mid-write: the writes are too short for this test"
+    old = time.time() - 2 * files.STALE_SECONDS
+    for tmp in left:
+        os.utime(tmp, (old, old))  # as if the kills were minutes ago
+    ckpt.save_checkpoint(path, vae, epoch=last + 1)  # the next write removes every dead writer's temporary
+    assert temporaries(tmp_path) == [] and ckpt.read_checkpoint(path)["epoch"] == last + 1
+
+
 def test_a_255_byte_name_works_and_no_temporary_is_left(tmp_path):
     name = "é" * 120 + "x" * 12 + ".pt"  # 255 bytes in UTF-8
     assert len(name.encode()) == 255
@@ -148,21 +205,17 @@ def test_a_full_disk_is_a_clear_error_and_the_old_file_survives(tmp_path, monkey
     assert path.read_bytes() == before and temporaries(tmp_path) == []
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path):
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True,
-                              check=False)
-    except OSError:
-        done = None
-    if done is None or done.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root); the monkeypatched ENOSPC test covers the error")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], capture_output=True, check=False)
+def test_fit_into_a_full_tmpfs_says_the_disk_is_full_and_keeps_the_last_checkpoint(small_tmpfs):
+    path = small_tmpfs / "c.pt"
+    x = (torch.rand(40, 12, generator=torch.Generator().manual_seed(1)) < 0.3).float()
+    fit(tiny_vae(), x, epochs=1, batch_size=10, binarize=None, device="cpu", progress=False, checkpoint=path)
+    before = path.read_bytes()
+    torch.manual_seed(0)
+    big = build_vae(x_shape=(12,), z_dim=2, hidden=(2000,))  # about 100k parameters: 1.2 MB with Adam's state
+    with pytest.raises(files.DiskFullError, match=r"the disk is full: no space left to write .*c\.pt.*free some space"):
+        fit(big, x, epochs=1, batch_size=10, binarize=None, device="cpu", progress=False, checkpoint=path)
+    assert path.read_bytes() == before and ckpt.read_checkpoint(path)["epoch"] == 1
+    assert temporaries(small_tmpfs) == []
 
 
 def test_a_really_full_tmpfs_is_a_clear_error(small_tmpfs):
@@ -211,6 +264,12 @@ MALFORMED = [
     ("huge int", _config("z_dim", 2**40), "field 'config.z_dim' is 1099511627776, out of range"),
     ("odd value", _config("extra", {"f": torch.zeros(1)}), "field 'config.extra.f' must be a number"),
     ("deep", _config("extra", {"a": {"b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}}), "nested deeper than 6 levels"),
+    ("shapes kind", _set("shapes", [12]), "field 'shapes' must be None or a dict"),
+    ("shapes keys", _set("shapes", {"x_shape": [12], "evil": 1}), "field 'shapes' must be None or a dict"),
+    ("x_shape zero", _set("shapes", {"x_shape": [0], "z_dim": 2}), r"field 'shapes.x_shape' must be None or a list"),
+    ("x_shape huge", _set("shapes", {"x_shape": [2**16] * 3, "z_dim": 2}), r"of product at most 2147483647"),
+    ("x_shape text", _set("shapes", {"x_shape": "12", "z_dim": 2}), r"field 'shapes.x_shape' must be None or a list"),
+    ("z_dim bool", _set("shapes", {"x_shape": [12], "z_dim": True}), r"field 'shapes.z_dim' must be None or a"),
 ]
 
 
