@@ -212,6 +212,52 @@ def add_threads(group: Any) -> None:
     group.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
 
 
+#: ``--lr-scheduler`` NAME -> a factory ``(optimizer, epochs) -> torch LR scheduler``
+LR_SCHEDULERS: dict[str, Callable[[torch.optim.Optimizer, int], Any]] = {
+    "cosine": lambda opt, epochs: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs),
+    # fit steps a plateau scheduler on the negative held-out ELBO (lower is better)
+    "plateau": lambda opt, epochs: torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2),
+}
+
+
+def add_conveniences(group: Any) -> None:
+    """``--clip-grad-norm``, ``--patience``, ``--lr-scheduler`` and ``--tensorboard``: fit's
+    training conveniences (:func:`conveniences` turns them into its keywords)."""
+    group.add_argument("--clip-grad-norm", type=positive_float, default=None, metavar="C",
+                       help="clip the gradients' global 2-norm to C before each step (default: no clipping)")
+    group.add_argument("--patience", type=positive_int, default=None, metavar="N",
+                       help="stop after N epochs without a better held-out ELBO, keeping OUT/best.pt (default: no "
+                            "early stopping)")
+    group.add_argument("--lr-scheduler", choices=tuple(LR_SCHEDULERS), default=None,
+                       help="a torch LR scheduler over the epochs: cosine annealing to 0, or halve the rate when the "
+                            "held-out ELBO stalls for 2 epochs (replaces the recipe's --final-lr decay)")
+    group.add_argument("--tensorboard", type=Path, default=None, metavar="DIR",
+                       help="also write TensorBoard scalars (ELBO, reconstruction, KL, beta, lr) to DIR; needs "
+                            "pip install 'pyrovae[tensorboard]'")
+
+
+def conveniences(args: argparse.Namespace, epochs: int) -> dict[str, Any]:
+    """fit's keywords for :func:`add_conveniences`' flags.
+
+    :raises UsageError: for ``--tensorboard`` without the package, or ``--lr-scheduler`` with an
+        explicit ``--final-lr``.
+    """
+    if args.tensorboard is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None:
+            raise UsageError("--tensorboard needs the tensorboard package: pip install 'pyrovae[tensorboard]'")
+    if args.lr_scheduler is not None and getattr(args, "final_lr", None) is not None:
+        raise UsageError("give --lr-scheduler or --final-lr, not both (each sets the learning-rate schedule)")
+    make = LR_SCHEDULERS.get(args.lr_scheduler)
+    return {
+        "clip_grad_norm": args.clip_grad_norm,
+        "patience": args.patience,
+        "lr_scheduler": (lambda opt: make(opt, epochs)) if make else None,
+        "tensorboard": args.tensorboard,
+    }
+
+
 def add_out(group: Any, default: Path | None, what: str, required: bool = False) -> None:
     shown = f" (default {default})" if default is not None else ""
     group.add_argument("--out", type=Path, default=default, required=required, help=what + shown)

@@ -43,6 +43,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     training = p.add_argument_group("training")
     cli_args.add_flags(training, cli_args.TRAINING_FLAGS, shown=shown, check=False)
     cli_args.add_device(training)
+    cli_args.add_conveniences(training)
     data = p.add_argument_group("data")
     cli_args.add_data(data)
     cli_args.add_subset(data)
@@ -95,7 +96,8 @@ def fit_recipe(vae: VAE, recipe: Recipe, x_train: torch.Tensor, x_test: torch.Te
 
     settings = recipe.training()
     final_lr = settings.pop("final_lr")
-    schedule = exponential_lr(recipe.lr, final_lr, recipe.epochs) if final_lr else None
+    scheduled = keywords.get("lr_scheduler") is not None  # a torch scheduler replaces the final_lr decay
+    schedule = exponential_lr(recipe.lr, final_lr, recipe.epochs) if final_lr and not scheduled else None
     return fit(vae, x_train, x_test, **settings, lr_schedule=schedule, **keywords)
 
 
@@ -113,7 +115,8 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _checked_run(args: argparse.Namespace) -> dict:
-    recipe_from_args(args)  # the flags first, before any data is read
+    recipe = recipe_from_args(args)  # the flags first, before any data is read
+    cli_args.conveniences(args, recipe.epochs)
     out = Path(args.out)
     outdir.check_folder(out, "--out")
     src = load_data(args.data, args.data_root, args.image_size)
@@ -160,7 +163,8 @@ def train(args: argparse.Namespace, recipe: Recipe, src: DataSource, out: Path) 
     init_from_data(vae, x_train)
     t0 = time.perf_counter()
     history = fit_recipe(vae, recipe, x_train, x_test, device=args.device, checkpoint=out / "checkpoint.pt",
-                         resume=args.resume, progress=not args.no_progress)
+                         resume=args.resume, progress=not args.no_progress,
+                         **cli_args.conveniences(args, recipe.epochs))
     wall = time.perf_counter() - t0
     metrics = {
         "recipe": args.recipe,
