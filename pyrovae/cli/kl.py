@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .._util.files import write_json
+from .._util.files import atomic_write_bytes, write_json
 from . import args as cli_args
 from . import outdir
 from .loading import load_mnist
@@ -99,7 +99,7 @@ def run_compare(args: argparse.Namespace) -> dict:
         names = [kl_compare.METHODS[m] for m in comp.results]
         plots.posterior_vs_guides(digits, grids, names, path=out / "posterior_vs_guides.png")
     write_json(out / "kl_compare.json", numbers)
-    (out / "kl_compare.md").write_text(table + "\n")
+    atomic_write_bytes(out / "kl_compare.md", (table + "\n").encode())
     print(table)
     print(f"{args.epochs} epochs on {len(x_train)} images, {wall:.0f}s; wrote {out}/")
     return numbers

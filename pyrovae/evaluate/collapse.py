@@ -268,7 +268,7 @@ def collapse_report(vae, x: torch.Tensor | Iterable, threshold: float = ACTIVE_T
     collapsed = [d for d in range(z_dim) if activity[d] <= threshold]
     active = [d for d in range(z_dim) if activity[d] > threshold]
     try:
-        kl = _kl_per_dim(vae, summary).mean(0).cpu()  # (z_dim,)
+        kl = _kl_per_dim(vae, summary).mean(0).detach().cpu()  # (z_dim,)
     except ValueError:
         kl = None
     info = aggregate_posterior(vae, x, batch_size=batch_size)
