@@ -63,16 +63,8 @@ def main(args: argparse.Namespace) -> dict:
     axes = fig.subplots(1, 2)
     samples = []
     for ax, (name, model) in zip(axes, models.items()):
-        fit(
-            model,
-            train,
-            test,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            progress=False,
-            device="cpu",
-        )
+        fit(model, train, test, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, progress=False,
+            device="cpu")
         codes = inspect.encode_dataset(model, train.images[: args.reference]).loc  # (M, 2)
         if isinstance(model, Autoencoder):
             # the AE has no prior: give it the Gaussian that matches its own codes

@@ -66,16 +66,8 @@ def main(args: argparse.Namespace) -> dict:
         encoder = nets.MLPEncoder(X_SHAPE, tuple(args.hidden), args.z_dim)
         decoder = nets.MLPDecoder(args.z_dim, tuple(reversed(args.hidden)), X_SHAPE)
         vae = VAE(encoder, decoder, prior=_prior(name, encoder, args.z_dim, args.vamp_components))
-        fit(
-            vae,
-            train,
-            test,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            progress=False,
-            device="cpu",
-        )
+        fit(vae, train, test, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, progress=False,
+            device="cpu")
         recon, kl = evaluate.elbo_terms(vae, x_test, num_samples=args.kl_samples)  # each (N_test,)
         log_px, stderr = evaluate.log_likelihood(vae, x_test[: args.ll_examples], num_samples=args.ll_samples)
         results[name] = {
