@@ -64,10 +64,13 @@ def test_prior_quantiles_are_normal_inverse_cdf():
 
 def test_walks_on_a_trained_model_have_the_documented_layout():
     vae, x, _y = trained_vae()
-    images, values = inspect.manifold_grid(vae, n=5)
-    assert images.shape == (25, 1, 28, 28) and values.shape == (5,)
-    z_top_left = torch.tensor([values[0], values[-1]])
+    grid = inspect.manifold_grid(vae, n=5)
+    images = grid.images
+    assert images.shape == (25, 1, 28, 28) and grid.z0.shape == grid.z1.shape == (5,)
+    z_top_left = torch.tensor([grid.z0[0], grid.z1[-1]])
     assert torch.allclose(images[0], vae.decode_mean(z_top_left[None])[0])  # top row = largest z[1]
+    z_bottom_right = torch.tensor([grid.z0[-1], grid.z1[0]])
+    assert torch.allclose(images[-1], vae.decode_mean(z_bottom_right[None])[0])
     trav, vals = inspect.traversal(vae, x[0], dims=[1], n=4)
     z = vae.encode(x[:1]).mean[0].clone()
     z[1] = vals[2]
@@ -124,3 +127,97 @@ def test_latent_snapshots_callback_records_every_epoch(mnist_small):
     assert snaps.epochs == [0, 1, 2]
     assert all(p.shape == (200, 2) for p in snaps.points)  # 3-D codes projected by PCA
     assert not torch.allclose(snaps.points[0], snaps.points[2])  # training moved them
+
+
+# ---------------------------------------------------------------------------------------
+# figures that follow the model's own prior: spans, the manifold grid
+# ---------------------------------------------------------------------------------------
+def _tiny_vae(prior, z_dim: int = 2):
+    from pyrovae import likelihoods, nets
+    from pyrovae.models import VAE
+
+    torch.manual_seed(0)
+    return VAE(nets.MLPEncoder((4,), (8,), z_dim), nets.MLPDecoder(z_dim, (8,), (4,)), prior,
+               likelihoods.Gaussian(1.0)).eval()
+
+
+FAR_MEANS = torch.tensor([[-8.0, 6.0], [7.0, -5.0], [0.5, 9.0]])  # components far from N(0, I)'s mass
+
+
+def _far_mixture():
+    from pyrovae import priors
+
+    prior = priors.MixtureOfGaussians(2, num_components=3)
+    with torch.no_grad():
+        prior.locs.copy_(FAR_MEANS)
+        prior.raw_scales.fill_(-1.0)  # softplus(-1) = 0.31: tight components
+    return prior
+
+
+def test_manifold_grid_covers_every_component_of_a_far_mixture_prior():
+    grid = inspect.manifold_grid(_tiny_vae(_far_mixture()), n=15)
+    step0, step1 = float(grid.z0[1] - grid.z0[0]), float(grid.z1[1] - grid.z1[0])
+    for mean in FAR_MEANS:
+        # inside the grid's box, and a grid node within one step of the component's mean
+        assert float(grid.z0[0]) < float(mean[0]) < float(grid.z0[-1])
+        assert float(grid.z1[0]) < float(mean[1]) < float(grid.z1[-1])
+        assert float((grid.z0 - mean[0]).abs().min()) <= step0
+        assert float((grid.z1 - mean[1]).abs().min()) <= step1
+    assert grid.images.shape == (15 * 15, 4)
+    # a fixed N(0, 1) quantile grid (the old behaviour) reaches none of the three means
+    old = inspect.prior_quantiles(15)
+    assert all(float(m.abs().max()) > float(old.abs().max()) + 2 for m in FAR_MEANS)
+
+
+def test_manifold_grid_follows_any_pyro_distribution_and_vamp_prior():
+    import pyro.distributions as dist
+
+    from pyrovae import priors
+
+    loc, b = torch.tensor([5.0, -3.0]), 0.5
+    grid = inspect.manifold_grid(_tiny_vae(dist.Laplace(loc, torch.full((2,), b)).to_event(1)), n=9)
+    # the 1% and 99% quantiles of a Laplace: loc -/+ b ln(50); 10^4 draws give them to ~0.05
+    for values, m in ((grid.z0, 5.0), (grid.z1, -3.0)):
+        assert float(values[0]) == pytest.approx(m - b * math.log(50), abs=0.2)
+        assert float(values[-1]) == pytest.approx(m + b * math.log(50), abs=0.2)
+    # the VampPrior: the grid spans its own draws (the encoder at its pseudo-inputs)
+    vae = _tiny_vae(None)
+    vae_vamp = _tiny_vae(priors.VampPrior(vae.encoder, num_components=5, x_shape=(4,)))
+    draws = inspect.prior_samples(vae_vamp, 10_000)
+    grid = inspect.manifold_grid(vae_vamp, n=7)
+    assert float(grid.z0[0]) == pytest.approx(float(torch.quantile(draws[:, 0], 0.01)), abs=1e-5)
+    assert float(grid.z1[-1]) == pytest.approx(float(torch.quantile(draws[:, 1], 0.99)), abs=1e-5)
+
+
+def test_manifold_grid_from_codes_and_quantile_spacing():
+    from pyrovae import priors
+
+    vae = _tiny_vae(priors.StandardNormal(2))
+    codes = torch.randn(2000, 2) * 0.5 + torch.tensor([10.0, -10.0])  # an aggregate posterior far from the prior
+    grid = inspect.manifold_grid(vae, n=5, codes=codes, source="codes")
+    assert float(grid.z0[0]) > 8 and float(grid.z1[-1]) < -8
+    both = inspect.manifold_grid(vae, n=5, codes=codes, source="both")  # the union of the two spans
+    assert float(both.z0[0]) < -2 and float(both.z0[-1]) > 10 and float(both.z1[0]) < -10 and float(both.z1[-1]) > 2
+    # quantile spacing under N(0, I) is Kingma & Welling's inverse-CDF grid
+    q = inspect.manifold_grid(vae, n=5, low=0.05, high=0.95, spacing="quantile", num_samples=40_000)
+    assert torch.allclose(q.z0.double(), inspect.prior_quantiles(5).double(), atol=0.05)
+    with pytest.raises(ValueError, match="pass codes="):
+        inspect.manifold_grid(vae, source="codes")
+    with pytest.raises(ValueError, match="two different latent dimensions"):
+        inspect.manifold_grid(vae, dims=(1, 1))
+    with pytest.raises(ValueError, match="unknown spacing"):
+        inspect.manifold_grid(vae, spacing="log")
+
+
+def test_manifold_grid_slices_larger_latents_through_the_priors_median():
+    from pyrovae import priors
+
+    prior = priors.LearnedGaussian(3)
+    with torch.no_grad():
+        prior.loc.copy_(torch.tensor([1.0, 2.0, -4.0]))
+    vae = _tiny_vae(prior, z_dim=3)
+    grid = inspect.manifold_grid(vae, n=4, dims=(0, 1))
+    assert float(grid.base[2]) == pytest.approx(-4.0, abs=0.05)  # not the origin
+    z = grid.base.repeat(1, 1)
+    z[0, 0], z[0, 1] = grid.z0[0], grid.z1[-1]
+    assert torch.allclose(grid.images[0], vae.decode_mean(z)[0])

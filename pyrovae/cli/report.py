@@ -184,8 +184,9 @@ def _needs_2d(f: _Figures) -> str | None:
 def _manifold(f: _Figures) -> str | None:
     if _needs_2d(f):
         return _needs_2d(f)
-    images, values = inspect.manifold_grid(f.vae, n=15)
-    plots.manifold(images, values, title="decodes over a 15×15 grid of prior quantiles", path=f.path("manifold"))
+    # the union of the prior's and the codes' 1%-99% spans: every cluster the codes or the prior cover
+    grid = inspect.manifold_grid(f.vae, n=15, codes=f.codes.loc, source="both")
+    plots.manifold(grid, path=f.path("manifold"))
     return None
 
 
