@@ -221,3 +221,68 @@ def test_manifold_grid_slices_larger_latents_through_the_priors_median():
     z = grid.base.repeat(1, 1)
     z[0, 0], z[0, 1] = grid.z0[0], grid.z1[-1]
     assert torch.allclose(grid.images[0], vae.decode_mean(z)[0])
+
+
+# ---------------------------------------------------------------------------------------
+# highest-density levels and the prior's density on a grid
+# ---------------------------------------------------------------------------------------
+def _standard_normal_grid(n: int = 401, half: float = 6.0, shift: float = 0.0):
+    z = torch.linspace(-half, half, n, dtype=torch.float64)
+    zz = torch.stack(torch.meshgrid(z, z, indexing="ij"), -1)  # (n, n, 2)
+    return torch.distributions.Normal(0.0, 1.0).log_prob(zz).sum(-1) + shift  # (n, n)
+
+
+def test_sigma_masses_are_the_chi2_closed_form():
+    assert inspect.sigma_mass(1.0) == pytest.approx(1 - math.exp(-0.5), abs=1e-12)  # 0.3935
+    assert inspect.sigma_mass(2.0) == pytest.approx(1 - math.exp(-2.0), abs=1e-12)  # 0.8647
+    assert inspect.sigma_mass(1.0, dim=1) == pytest.approx(math.erf(1 / math.sqrt(2)), abs=1e-12)  # 0.6827
+    with pytest.raises(ValueError, match="must be positive"):
+        inspect.sigma_mass(0.0)
+
+
+def test_hdr_levels_enclose_the_stated_mass_of_a_gaussian():
+    log_f = _standard_normal_grid()
+    masses = inspect.SIGMA_MASSES  # 1, 2 and 3 sigma
+    levels = inspect.hdr_levels(log_f, masses)
+    for k, (m, level) in enumerate(zip(masses, levels), start=1):
+        # the k-sigma region of N(0, I) is the disc r <= k, where the density is exp(-k^2/2) / (2 pi)
+        assert float(level) == pytest.approx(-k * k / 2 - math.log(2 * math.pi), abs=0.02 * k * k)
+        # the cells at or above the level hold the mass (the grid's cell masses summed)
+        cell = log_f.exp() * (12 / 400) ** 2
+        assert float(cell[log_f >= level].sum()) == pytest.approx(m, abs=2e-3)
+    assert levels[0] > levels[1] > levels[2]
+    # unnormalised and far below float underflow: the same levels, shifted by the constant
+    shifted = inspect.hdr_levels(_standard_normal_grid(shift=-5000.0), masses)
+    assert torch.allclose(shifted, levels - 5000.0)
+    with pytest.raises(ValueError, match=r"in \(0, 1\)"):
+        inspect.hdr_levels(log_f, (0.5, 1.0))
+    with pytest.raises(ValueError, match="zero .* everywhere"):
+        inspect.hdr_levels(torch.full((3, 3), -math.inf))
+
+
+def test_prior_density_is_the_priors_own_log_prob():
+    from pyrovae import priors
+
+    mixture = _far_mixture()
+    vae = _tiny_vae(mixture)
+    g = inspect.prior_density(vae, n=31)
+    assert g.kind == "exact" and g.log_density.shape == (31, 31)
+    zz = torch.stack(torch.meshgrid(g.z1, g.z0, indexing="ij")[::-1], -1)  # (31, 31, 2) as (z0, z1)
+    assert torch.allclose(g.log_density, mixture().log_prob(zz.reshape(-1, 2)).reshape(31, 31), atol=1e-5)
+    for mean in FAR_MEANS:  # the grid spans every component
+        assert float(g.z0[0]) < float(mean[0]) < float(g.z0[-1]) and float(g.z1[0]) < float(mean[1]) < float(g.z1[-1])
+    # z_dim = 3: the exact 2-D marginal of a diagonal Gaussian; a slice for a family without one
+    gauss = priors.LearnedGaussian(3)
+    with torch.no_grad():
+        gauss.loc.copy_(torch.tensor([1.0, 2.0, -4.0]))
+    g = inspect.prior_density(_tiny_vae(gauss, z_dim=3), dims=(2, 0), n=21)
+    assert g.kind == "marginal" and g.dims == (2, 0)
+    zz = torch.stack(torch.meshgrid(g.z1, g.z0, indexing="ij")[::-1], -1).reshape(-1, 2)  # (z[2], z[0])
+    scale = gauss().base_dist.scale.detach()[[2, 0]]  # softplus(0.5413): 1 to 4 digits
+    expected = torch.distributions.Normal(torch.tensor([-4.0, 1.0]), scale).log_prob(zz).sum(-1).reshape(21, 21)
+    assert torch.allclose(g.log_density, expected, atol=1e-5)
+    import pyro.distributions as dist
+
+    laplace = dist.Laplace(torch.zeros(3), torch.ones(3)).to_event(1)
+    g = inspect.prior_density(_tiny_vae(laplace, z_dim=3), n=11)
+    assert g.kind == "slice"

@@ -120,3 +120,68 @@ def test_one_grid_renderer_and_one_posterior_figure(tmp_path):
         plots.posterior_vs_guides(None, [grids, grids[:2]], ["a", "b"])
     with pytest.raises(ValueError, match="3 images for 4 grids"):
         plots.posterior_contours(grids, imgs[:3])
+
+
+def _contour_vertices(ax, level: float) -> torch.Tensor:
+    """The vertices of the contour line drawn at ``level`` in ``ax``."""
+    sets = [c for c in ax.collections if hasattr(c, "levels") and len(c.levels) == 1 and c.levels[0] == level]
+    assert len(sets) == 1, f"one contour at {level}, found {len(sets)}"
+    return torch.as_tensor(sets[0].get_paths()[0].vertices)
+
+
+def test_bubbles_draw_the_actual_priors_contours(tmp_path):
+    import pyro.distributions as dist
+    import pytest
+
+    from pyrovae import likelihoods, nets
+    from pyrovae.models import VAE
+
+    loc, scale = torch.randn(50, 2) * 0.3, torch.full((50, 2), 0.2)
+    labels = torch.arange(50) % 10
+    centres = []
+    for shift in (torch.zeros(2), torch.tensor([3.0, -2.0])):
+        vae = VAE(nets.MLPEncoder((4,), (8,), 2), nets.MLPDecoder(2, (8,), (4,)),
+                  dist.Normal(shift, torch.ones(2)).to_event(1), likelihoods.Gaussian(1.0))
+        prior = inspect.prior_density(vae, n=201, codes=loc)
+        fig = plots.latent_bubbles(loc, scale, labels, prior=prior, path=_out(tmp_path, f"bubbles_{int(shift[0])}.png"))
+        _check_png(_out(tmp_path, f"bubbles_{int(shift[0])}.png"))
+        ax = fig.axes[0]
+        one_sigma = _contour_vertices(ax, float(prior.log_levels[0]))  # the 39.3% region
+        # the 1-sigma region of N(shift, I) is the unit circle around shift
+        assert torch.allclose(one_sigma.mean(0).float(), shift, atol=0.05)
+        assert float((one_sigma.float() - shift).norm(dim=1).sub(1).abs().max()) < 0.05
+        _contour_vertices(ax, float(prior.log_levels[1]))  # and the 86.5% region
+        # the view holds the prior's grid and every bubble
+        assert ax.get_xlim()[0] <= float(prior.z0[0]) and ax.get_xlim()[1] >= float(prior.z0[-1])
+        # one legend entry per digit, coloured as its bubbles; then the two prior levels
+        handles, names = ax.get_legend_handles_labels()
+        legend = ax.get_legend()
+        texts = [t.get_text() for t in legend.get_texts()]
+        assert texts[:2] == ["prior: 39.3% of its mass", "prior: 86.5% of its mass"]
+        assert texts[2:] == [str(d) for d in range(10)]
+        patches = [p for p in ax.patches if type(p).__name__ == "Ellipse"]
+        for d, handle in enumerate(legend.legend_handles[2:]):
+            assert handle.get_facecolor()[:3] == pytest.approx(patches[d].get_facecolor()[:3])  # bubble d has label d
+        centres.append(one_sigma.mean(0))
+    assert float(centres[1][0] - centres[0][0]) == pytest.approx(3.0, abs=0.05)
+    with pytest.raises(ValueError, match="over dims"):
+        plots.latent_bubbles(torch.randn(5, 3), torch.ones(5, 3), dims=(0, 2), prior=prior)
+
+
+def test_every_latent_map_has_a_legend_of_the_labels(tmp_path):
+    z, labels = torch.randn(200, 2), torch.arange(200) % 10
+    fig = plots.latent_scatter(z, labels, label_name="class", path=_out(tmp_path, "scatter.png"))
+    legend = fig.axes[0].get_legend()
+    assert legend.get_title().get_text() == "class"
+    assert [t.get_text() for t in legend.get_texts()] == [str(d) for d in range(10)]
+    points = fig.axes[0].collections[0].get_facecolors()  # point 3 is a 3, coloured as the legend's 3
+    assert tuple(points[3][:3]) == tuple(legend.legend_handles[3].get_facecolor()[:3])
+    # a subset without some digits keeps each digit's colour
+    sub = plots.latent_scatter(z[labels >= 5], labels[labels >= 5])
+    sub_legend = sub.axes[0].get_legend()
+    assert [t.get_text() for t in sub_legend.get_texts()] == ["5", "6", "7", "8", "9"]
+    assert sub_legend.legend_handles[0].get_facecolor() == legend.legend_handles[5].get_facecolor()
+    snaps = inspect.LatentSnapshots(torch.zeros(1), None)
+    snaps.epochs, snaps.points = [0, 1], [z, 2 * z]
+    fig = plots.latent_snapshots(snaps, labels, path=_out(tmp_path, "snapshots_legend.png"))
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [str(d) for d in range(10)]
