@@ -153,8 +153,7 @@ def test_bubbles_draw_the_actual_priors_contours(tmp_path):
         _contour_vertices(ax, float(prior.log_levels[1]))  # and the 86.5% region
         # the view holds the prior's grid and every bubble
         assert ax.get_xlim()[0] <= float(prior.z0[0]) and ax.get_xlim()[1] >= float(prior.z0[-1])
-        # one legend entry per digit, coloured as its bubbles; then the two prior levels
-        handles, names = ax.get_legend_handles_labels()
+        # the two prior levels, then one legend entry per digit, coloured as its bubbles
         legend = ax.get_legend()
         texts = [t.get_text() for t in legend.get_texts()]
         assert texts[:2] == ["prior: 39.3% of its mass", "prior: 86.5% of its mass"]

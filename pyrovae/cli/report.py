@@ -246,7 +246,8 @@ FIGURES: dict[str, Callable[[_Figures], str | None]] = {
 
 @torch.no_grad()
 def inspection_figures(vae: VAE, x: torch.Tensor, labels: torch.Tensor | None, out: str | Path, seed: int = 0,
-                       names: Iterable[str] | None = None, label_name: str = "digit") -> tuple[dict[str, Path], list[str]]:
+                       names: Iterable[str] | None = None,
+                       label_name: str = "digit") -> tuple[dict[str, Path], list[str]]:
     """Write every figure that applies to ``vae`` (or only ``names``) into ``out``.
 
     :param vae: the model.

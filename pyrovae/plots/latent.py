@@ -10,7 +10,6 @@ from matplotlib.figure import Figure
 
 from .images import new_figure, save
 
-
 #: at most this many label values get a legend entry each; more are drawn with a colour bar
 MAX_LEGEND_LABELS = 20
 
