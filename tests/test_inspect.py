@@ -31,6 +31,13 @@ def test_grid_posterior_matches_the_exact_posterior():
     assert g.kl_q_p == pytest.approx(float(lg.kl_gaussians(q_mean, q_cov, mean, cov)), abs=1e-3)
     assert g.kl_p_q == pytest.approx(float(lg.kl_gaussians(mean, cov, q_mean, q_cov)), abs=1e-3)
     assert g.log_post.shape == g.log_q.shape == (161, 161)
+    # the figures' contour levels: each density's own k-sigma regions (both are Gaussian here,
+    # so the level is the peak's minus k^2 / 2), which hold 39.3%, 86.5% and 98.9% of the mass
+    area = float((g.z0[1] - g.z0[0]) * (g.z1[1] - g.z1[0]))
+    for log_f, levels in ((g.log_post, g.post_levels), (g.log_q, g.q_levels)):
+        for k, (mass, level) in enumerate(zip(g.masses, levels), start=1):
+            assert float(level) == pytest.approx(float(log_f.max()) - k * k / 2, abs=0.03 * k)
+            assert float((log_f.exp() * area)[log_f >= level].sum()) == pytest.approx(mass, abs=5e-3)
 
 
 def test_grid_posterior_rejects_larger_latents_and_batches():

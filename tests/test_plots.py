@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 import torch
 
 from pyrovae import inspect, plots
@@ -87,6 +88,35 @@ def _gaussian_grid(shift: float):
     log_q = torch.distributions.Normal(shift, 0.5).log_prob(zz).sum(-1)
     return PosteriorGrid(z, z, log_p, log_p, log_q, 0.0, 0.5, 0.7, torch.zeros(2), torch.eye(2),
                          torch.full((2,), shift), torch.full((2,), 0.5))
+
+
+def test_posterior_contours_sit_at_each_densitys_own_mass(tmp_path):
+    from pyrovae.inspect import PosteriorGrid
+
+    z = torch.linspace(-4, 4, 161)
+    zz = torch.stack(torch.meshgrid(z, z, indexing="ij")[::-1], -1)  # (161, 161, 2) as (z0, z1)
+    # p = N(0, I); q = N((1, -0.5), 0.2^2 I), so narrow that its density on most of the grid is below
+    # exp(-100): fixed or automatic levels would trace underflow, not q's mass
+    log_p = torch.distributions.Normal(0.0, 1.0).log_prob(zz).sum(-1)
+    q_loc = torch.tensor([1.0, -0.5])
+    log_q = torch.distributions.Normal(q_loc, 0.2).log_prob(zz).sum(-1)
+    g = PosteriorGrid(z, z, log_p, log_p, log_q, 0.0, 0.5, 0.7, torch.zeros(2), torch.eye(2), q_loc,
+                      torch.full((2,), 0.2))
+    fig = plots.posterior_contours([g], path=_out(tmp_path, "contours_mass.png"), ncol=1)
+    _check_png(_out(tmp_path, "contours_mass.png"))
+    ax = fig.axes[0]
+    lines = next(c for c in ax.collections if hasattr(c, "levels") and not getattr(c, "filled", False))
+    filled = next(c for c in ax.collections if getattr(c, "filled", False))
+    # q's 2- and 1-sigma regions: circles of radius 0.4 and 0.2 around q's mean
+    assert list(lines.levels) == sorted(float(v) for v in g.q_levels[:2])
+    assert all(dashes is None for _, dashes in lines.get_linestyle())  # solid, although the log levels are < 0
+    for radius, path in zip((0.4, 0.2), lines.get_paths()):
+        r = (torch.as_tensor(path.vertices).float() - q_loc).norm(dim=1)
+        assert float((r - radius).abs().max()) < 0.03
+    # p's 3-, 2- and 1-sigma regions filled: circles of radius 3, 2 and 1 around the origin
+    assert list(filled.levels[:3]) == sorted(float(v) for v in g.post_levels)
+    for radius, level in zip((3.0, 2.0, 1.0), filled.levels[:3]):
+        assert float(level) == pytest.approx(float(log_p.max()) - radius**2 / 2, abs=0.05 * radius)
 
 
 def test_one_grid_renderer_and_one_posterior_figure(tmp_path):

@@ -19,6 +19,10 @@ directions are sums over the grid:
 :math:`\mathrm{KL}(q\|p(z|x))` is the ELBO gap; the ELBO makes q small here (mode-seeking),
 so q typically sits inside p and :math:`\mathrm{KL}(p\|q)` is the larger of the two.
 
+Each density's contours for a figure are its highest-density regions of the 1-, 2- and
+3-sigma masses (39.3%, 86.5%, 98.9% of its mass on the grid;
+:func:`pyrovae.inspect.density.hdr_levels`).
+
 References:
 
 1. Kingma, D. P. and Welling, M. (2014). Auto-Encoding Variational Bayes. ICLR.
@@ -36,6 +40,7 @@ import torch
 from .._util.batching import as_batch
 from ..evaluate.posterior import moments
 from ..models import VAE
+from .density import SIGMA_MASSES, hdr_levels
 
 
 @dataclass
@@ -54,6 +59,16 @@ class PosteriorGrid:
     cov: torch.Tensor  # (2, 2) covariance of the grid posterior
     q_loc: torch.Tensor  # (2,) the guide's mean (Monte Carlo for a flow guide)
     q_scale: torch.Tensor  # (2,) the guide's standard deviations
+    masses: tuple[float, ...] = SIGMA_MASSES  # HDR masses of the levels: the 1-, 2- and 3-sigma masses
+    post_levels: torch.Tensor | None = None  # (len(masses),) log p(z|x) levels enclosing each mass on the grid
+    q_levels: torch.Tensor | None = None  # (len(masses),) log q(z|x) levels enclosing each mass on the grid
+
+    def __post_init__(self) -> None:
+        # the figures' contours: regions of each density's own mass, never an underflow level
+        if self.post_levels is None:
+            self.post_levels = hdr_levels(self.log_post, self.masses)
+        if self.q_levels is None:
+            self.q_levels = hdr_levels(self.log_q, self.masses)
 
 
 def _box(center: torch.Tensor, half: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
