@@ -214,3 +214,24 @@ def test_every_latent_map_has_a_legend_of_the_labels(tmp_path):
     snaps.epochs, snaps.points = [0, 1], [z, 2 * z]
     fig = plots.latent_snapshots(snaps, labels, path=_out(tmp_path, "snapshots_legend.png"))
     assert [t.get_text() for t in fig.legends[0].get_texts()] == [str(d) for d in range(10)]
+
+
+def test_learning_curve_labels_of_close_stars_do_not_overlap(tmp_path):
+    # as in the old committed figure ("84.1383.97"): two final NLLs a few epochs and 0.16 nats apart
+    curves = {"a": ([1, 330], [120.0, 87.3]), "b": ([330, 340], [87.7, 87.9]), "c": ([1, 380], [110.0, 91.5])}
+    final = {"a": (330, 84.13), "b": (340, 83.97), "c": (380, 87.83)}
+    path = _out(tmp_path, "curves_close.png")
+    fig = plots.learning_curves(curves, final, {"ref": 86.76}, path=path)
+    _check_png(path)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    ax = fig.axes[0]
+    boxes = {t.get_text(): t.get_window_extent(renderer) for t in ax.texts}
+    assert set(boxes) == {"84.13", "83.97", "87.83"}
+    names = sorted(boxes)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert not boxes[a].overlaps(boxes[b]), f"labels {a} and {b} overlap"
+    axes_box = ax.get_window_extent(renderer)
+    assert all(axes_box.y0 <= box.y0 and box.y1 <= axes_box.y1 for box in boxes.values())
