@@ -62,6 +62,16 @@ def test_interpolation_ends_and_norms():
         inspect.interpolate(z0, z1, 5, "cubic")
 
 
+def test_slerp_is_an_alias_of_spherical_interpolation():
+    z0, z1 = torch.tensor([3.0, 0.0, 1.0]), torch.tensor([0.0, 2.0, -1.0])
+    slerp = inspect.interpolate(z0, z1, 9, "slerp")
+    assert torch.equal(slerp, inspect.interpolate(z0, z1, 9, "spherical"))
+    assert not torch.allclose(slerp, inspect.interpolate(z0, z1, 9, "linear"))  # a different path from lerp
+    vae, x, _ = trained_vae()
+    assert torch.equal(inspect.interpolate_inputs(vae, x[0], x[1], 5, "slerp"),
+                       inspect.interpolate_inputs(vae, x[0], x[1], 5, "spherical"))
+
+
 def test_prior_quantiles_are_normal_inverse_cdf():
     v = inspect.prior_quantiles(3, 0.05, 0.95)
     assert torch.allclose(v, torch.tensor([-1.6449, 0.0, 1.6449]), atol=1e-4)
