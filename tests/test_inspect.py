@@ -40,6 +40,43 @@ def test_grid_posterior_matches_the_exact_posterior():
             assert float((log_f.exp() * area)[log_f >= level].sum()) == pytest.approx(mass, abs=5e-3)
 
 
+def _shifted_linear_gaussian(prior_mean, z_true, sigma):
+    """A linear-Gaussian VAE with prior N(prior_mean, I) and a guide stuck at N(0, 0.3^2 I),
+    an input from ``z_true``, and its exact posterior mean and log evidence."""
+    import pyro.distributions as dist
+
+    from pyrovae.models import VAE
+
+    W, b, _ = lg.random_problem(D=6, k=2, sigma=sigma)
+    m = torch.tensor(prior_mean, dtype=W.dtype)
+    decoder = torch.nn.Linear(2, 6).double()
+    with torch.no_grad():
+        decoder.weight.copy_(W)
+        decoder.bias.copy_(b)
+    encoder = lg.LinearEncoder(torch.zeros(2, 6, dtype=W.dtype), torch.zeros(2, dtype=W.dtype),
+                               torch.full((2,), 0.3, dtype=W.dtype))
+    from pyrovae import likelihoods
+
+    vae = VAE(encoder, decoder, dist.Normal(m, torch.ones(2, dtype=W.dtype)).to_event(1),
+              likelihoods.Gaussian(scale=sigma), x_shape=(6,), z_dim=2)
+    x = W @ torch.tensor(z_true, dtype=W.dtype) + b
+    precision = torch.eye(2, dtype=W.dtype) + W.T @ W / sigma**2
+    mean = torch.linalg.solve(precision, m + W.T @ (x - b) / sigma**2)
+    evidence = torch.distributions.MultivariateNormal(W @ m + b, W @ W.T + sigma**2 * torch.eye(6, dtype=W.dtype))
+    return vae, x, mean, float(evidence.log_prob(x))
+
+
+@pytest.mark.parametrize(("prior_mean", "z_true", "sigma"), [
+    ((9.0, -8.0), (9.5, -7.5), 0.6),  # the prior's mass far from the origin (a ±4 first box misses it)
+    ((0.0, 0.0), (9.0, -8.0), 0.3),  # a sharp likelihood pulls p(z|x) far outside the prior's span
+])
+def test_grid_posterior_finds_a_posterior_far_from_the_origin(prior_mean, z_true, sigma):
+    vae, x, mean, log_px = _shifted_linear_gaussian(prior_mean, z_true, sigma)
+    g = inspect.posterior_grid(vae, x, n=161)
+    assert torch.allclose(g.mean, mean, atol=1e-3)
+    assert g.log_px == pytest.approx(log_px, abs=1e-3)
+
+
 def test_grid_posterior_rejects_larger_latents_and_batches():
     W, b, sigma = lg.random_problem(D=6, k=3)
     with pytest.raises(ValueError, match="2-D latent"):

@@ -19,8 +19,8 @@ Three groups, each a command::
   ``benchmarks/results`` (no training).
 - ``reference``: ``pyrovae train`` with the default recipe (``samples.png``,
   ``reconstructions.png``, ``latent.png``) and the reference recipe, then ``pyrovae
-  inspect`` on the latter (``unit_activity.png``, ``interpolation.png``). ``--epochs`` and
-  ``--subset`` shorten these runs for a smoke test (then use ``--out`` elsewhere).
+  inspect`` on the latter (``unit_activity.png``, ``interpolation.png``). ``--ref-epochs``
+  and ``--ref-subset`` shorten these runs for a smoke test (then use ``--out`` elsewhere).
 
 MNIST comes from :func:`pyrovae.data.load_mnist`, which works offline.
 """

@@ -40,7 +40,7 @@ import torch
 from .._util.batching import as_batch
 from ..evaluate.posterior import moments
 from ..models import VAE
-from .density import SIGMA_MASSES, hdr_levels
+from .density import SIGMA_MASSES, hdr_levels, latent_extent
 
 
 @dataclass
@@ -90,6 +90,13 @@ def _normalise(log_f: torch.Tensor, area: float) -> tuple[torch.Tensor, float]:
     return log_f - log_z, log_z
 
 
+def _edge_mass(log_p: torch.Tensor, area: float) -> float:
+    """Probability mass of the grid's outermost cells."""
+    cells = log_p.exp() * area  # (n, n)
+    inner = cells[1:-1, 1:-1].sum()
+    return float(cells.sum() - inner)
+
+
 def _moments(log_p: torch.Tensor, zz: torch.Tensor, area: float) -> tuple[torch.Tensor, torch.Tensor]:
     w = (log_p.exp() * area).reshape(-1, 1)  # (n*n, 1) probability mass per cell
     mean = (w * zz).sum(0) / w.sum()
@@ -104,9 +111,12 @@ def posterior_grid(
 ) -> PosteriorGrid:
     """Evaluate p(z|x) and q(z|x) on a grid over a 2-D latent and compare them.
 
-    Without ``extent``, the grid is found in two passes: a first pass over the union of the
-    prior's ±4 box and q's ±``width`` sd box locates the true posterior, and the second
-    covers ±``width`` standard deviations of both p(z|x) and q(z|x).
+    Without ``extent``, the grid is found in two passes. The first locates the true posterior
+    on the union of the prior's own span (the 0.1%-99.9% quantiles of draws from the model's
+    prior, whatever its family; :func:`pyrovae.inspect.density.latent_extent`) and q's
+    ±``width`` sd box; while more than 1% of the posterior's grid mass lies on the box's edge,
+    the box doubles about its centre (up to 3 times). The second pass covers ±``width``
+    standard deviations of both p(z|x) and q(z|x).
 
     :param vae: a model with ``z_dim == 2``.
     :param x: one input ``x_shape`` (or ``(1, *x_shape)``), as the model sees data (binarised
@@ -134,10 +144,18 @@ def posterior_grid(
         hi = torch.tensor([extent[0][1], extent[1][1]], dtype=q_loc.dtype, device=q_loc.device)
     else:
         lo_q, hi_q = _box(q_loc, width * q_scale)
-        lo, hi = torch.minimum(lo_q, torch.full_like(lo_q, -4.0)), torch.maximum(hi_q, torch.full_like(hi_q, 4.0))
-        z0, z1, zz, lj = _log_joint(vae, x, lo, hi, n, chunk)
-        area = float((z0[1] - z0[0]) * (z1[1] - z1[0]))
-        mean, cov = _moments(_normalise(lj, area)[0], zz, area)
+        lo_prior, hi_prior = latent_extent(vae, (0, 1), 0.001, 0.999)  # (2,) each, float64 on the CPU
+        lo = torch.minimum(lo_q, lo_prior.to(lo_q))
+        hi = torch.maximum(hi_q, hi_prior.to(hi_q))
+        for attempt in range(4):
+            z0, z1, zz, lj = _log_joint(vae, x, lo, hi, n, chunk)
+            area = float((z0[1] - z0[0]) * (z1[1] - z1[0]))
+            log_p = _normalise(lj, area)[0]
+            if attempt == 3 or _edge_mass(log_p, area) <= 0.01:
+                break
+            centre, half = (lo + hi) / 2, (hi - lo)  # the posterior runs off the box: double it
+            lo, hi = centre - half, centre + half
+        mean, cov = _moments(log_p, zz, area)
         sd = cov.diagonal().clamp_min(1e-12).sqrt()
         lo_p, hi_p = _box(mean, width * torch.maximum(sd, 2 * area**0.5 * torch.ones_like(sd)))
         lo, hi = torch.minimum(lo_p, lo_q), torch.maximum(hi_p, hi_q)

@@ -163,7 +163,9 @@ def latent_bubbles(
         ax.add_patch(Ellipse((float(loc[n, 0]), float(loc[n, 1])), 2 * float(scale[n, 0]), 2 * float(scale[n, 1]),
                              facecolor=color, edgecolor=color, alpha=0.25, lw=0.6))
     handles = _prior_contours(ax, prior) if prior is not None else []
-    ax.scatter(loc[:, 0], loc[:, 1], s=2, c="k")
+    # each centre in its label's colour (dark edge): tight bubbles in a crowd stay told apart
+    ax.scatter(loc[:, 0], loc[:, 1], s=5, c=coloured[0] if coloured is not None else "k", edgecolors="k",
+               linewidths=0.2, zorder=3)
     if coloured is not None:
         handles += _label_handles(coloured[1], coloured[2], alpha=0.5)
     # the view: every bubble, and the prior's grid (which prior_density lays over its mass)
