@@ -60,7 +60,9 @@ def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int = 10, method: str
 
 
 @torch.no_grad()
-def interpolate_inputs(vae: VAE, x0: torch.Tensor, x1: torch.Tensor, steps: int = 10, method: str = "linear") -> torch.Tensor:
+def interpolate_inputs(
+    vae: VAE, x0: torch.Tensor, x1: torch.Tensor, steps: int = 10, method: str = "linear"
+) -> torch.Tensor:
     """Decode the path between the posterior means of two inputs (seed 001, Fig. 7).
 
     :param vae: the model.
@@ -159,7 +161,9 @@ def manifold_grid(
 
 
 @torch.no_grad()
-def traversal(vae: VAE, x: torch.Tensor, dims: Sequence[int] | None = None, n: int = 9, span: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
+def traversal(
+    vae: VAE, x: torch.Tensor, dims: Sequence[int] | None = None, n: int = 9, span: float = 3.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Vary one latent dimension at a time around the posterior mean of ``x``.
 
     :param vae: the model.
@@ -204,7 +208,9 @@ def attribute_vector(codes: torch.Tensor, has_attribute: torch.Tensor) -> torch.
     return codes[has_attribute].mean(0) - codes[~has_attribute].mean(0)
 
 
-def thickness_vector(codes: torch.Tensor, images: torch.Tensor, labels: torch.Tensor | None = None, fraction: float = 0.25) -> torch.Tensor:
+def thickness_vector(
+    codes: torch.Tensor, images: torch.Tensor, labels: torch.Tensor | None = None, fraction: float = 0.25
+) -> torch.Tensor:
     """Attribute vector for "thick strokes": the top ``fraction`` of :func:`stroke_thickness`
     against the bottom ``fraction``, within each digit class when ``labels`` are given (so
     the vector does not turn a 1 into an 8 instead of thickening it).
@@ -216,7 +222,10 @@ def thickness_vector(codes: torch.Tensor, images: torch.Tensor, labels: torch.Te
     :returns: ``(z_dim,)``.
     """
     mass = stroke_thickness(images).to(codes.device)
-    groups = [torch.ones_like(mass, dtype=torch.bool)] if labels is None else [labels.to(codes.device) == c for c in labels.unique()]
+    if labels is None:
+        groups = [torch.ones_like(mass, dtype=torch.bool)]
+    else:
+        groups = [labels.to(codes.device) == c for c in labels.unique()]
     vectors, weights = [], []
     for g in groups:
         idx = g.nonzero()[:, 0]
@@ -242,7 +251,9 @@ def class_vector(codes: torch.Tensor, labels: torch.Tensor, source: int, target:
 
 
 @torch.no_grad()
-def apply_attribute(vae: VAE, x: torch.Tensor, vector: torch.Tensor, amounts: Sequence[float] = (0, 0.5, 1, 1.5, 2)) -> torch.Tensor:
+def apply_attribute(
+    vae: VAE, x: torch.Tensor, vector: torch.Tensor, amounts: Sequence[float] = (0, 0.5, 1, 1.5, 2)
+) -> torch.Tensor:
     """Add ``amount * vector`` to each input's posterior mean and decode.
 
     :param vae: the model.
