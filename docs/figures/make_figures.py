@@ -14,7 +14,8 @@ Three groups, each a command::
   prior's and the codes' 1%-99% spans (``manifold_<prior>.png``), the posterior bubbles over
   the prior's contours (``bubbles_<prior>.png``); for the mixture, the true posterior
   against the guide (``true_posterior_mog.png``). The numbers behind the figures (test
-  ELBO, the share of each digit's codes inside the manifold) go to ``priors_2d.json``.
+  ELBO, the share of each digit's codes inside the manifold, and inside the fixed N(0, 1)
+  5%-95% quantile grid drawn before) go to ``priors_2d.json``.
 - ``likelihood``: ``benchmarks/plot_likelihood.py`` over the finished runs in
   ``benchmarks/results`` (no training).
 - ``reference``: ``pyrovae train`` with the default recipe (``samples.png``,
@@ -56,11 +57,9 @@ PRIORS = {
 LIKELIHOOD_RUNS = ("vae-large", "vamp-large-55-full", "iwae-large-full", "best-large", "best-large-iwae")
 
 
-def coverage(codes: torch.Tensor, labels: torch.Tensor, grid: inspect.ManifoldGrid) -> dict:
-    """Per digit: the share of its codes inside the manifold's box, and whether its median
-    code is inside (``codes`` ``(N, 2)``)."""
-    lo = torch.tensor([float(grid.z0[0]), float(grid.z1[0])])
-    hi = torch.tensor([float(grid.z0[-1]), float(grid.z1[-1])])
+def coverage(codes: torch.Tensor, labels: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> dict:
+    """Per digit: the share of its codes ``(N, 2)`` inside the box ``[lo, hi]`` and whether
+    its median code is inside."""
     inside = ((codes >= lo) & (codes <= hi)).all(1)  # (N,)
     out = {}
     for d in sorted({int(v) for v in labels}):
@@ -77,6 +76,7 @@ def prior_figures(args: argparse.Namespace, out: Path) -> dict:
     x_train = train.images[: args.subset]
     x_test = data.binarize(test.images[: args.test_points], "static", seed=0)
     y_test = test.labels[: args.test_points]
+    old = inspect.prior_quantiles(15, 0.05, 0.95)  # (15,) the old manifold's values, ±1.64
     results = {}
     for name, (keywords, title) in PRIORS.items():
         torch.manual_seed(args.seed)
@@ -106,7 +106,10 @@ def prior_figures(args: argparse.Namespace, out: Path) -> dict:
             "manifold_box": [[round(float(grid.z0[0]), 3), round(float(grid.z0[-1]), 3)],
                              [round(float(grid.z1[0]), 3), round(float(grid.z1[-1]), 3)]],
             "codes_box": [[round(float(v), 3) for v in codes.loc[:, k].aminmax()] for k in (0, 1)],
-            "coverage": coverage(codes.loc, y_test, grid),
+            "coverage": coverage(codes.loc, y_test, torch.stack([grid.z0[0], grid.z1[0]]).float(),
+                                 torch.stack([grid.z0[-1], grid.z1[-1]]).float()),
+            # the fixed grid inspection drew before: N(0, 1) quantiles at 5%-95% on both axes
+            "coverage_of_the_old_n01_grid": coverage(codes.loc, y_test, old.min().repeat(2), old.max().repeat(2)),
         }
         print(f"{name}: {seconds:.0f} s, test ELBO {results[name]['test_elbo']}; manifold box "
               f"{results[name]['manifold_box']}, codes box {results[name]['codes_box']}")

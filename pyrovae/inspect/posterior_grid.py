@@ -111,12 +111,14 @@ def posterior_grid(
 ) -> PosteriorGrid:
     """Evaluate p(z|x) and q(z|x) on a grid over a 2-D latent and compare them.
 
-    Without ``extent``, the grid is found in two passes. The first locates the true posterior
+    Without ``extent``, the grid is found in passes. The first locates the true posterior
     on the union of the prior's own span (the 0.1%-99.9% quantiles of draws from the model's
     prior, whatever its family; :func:`pyrovae.inspect.density.latent_extent`) and q's
     ±``width`` sd box; while more than 1% of the posterior's grid mass lies on the box's edge,
-    the box doubles about its centre (up to 3 times). The second pass covers ±``width``
-    standard deviations of both p(z|x) and q(z|x).
+    the box doubles about its centre (up to 3 times). Then the grid covers ±``width`` standard
+    deviations of both p(z|x) and q(z|x), laid out twice: from the first grid's moments of p,
+    then from the finer second grid's (a narrow posterior in a wide prior is found coarsely
+    first).
 
     :param vae: a model with ``z_dim == 2``.
     :param x: one input ``x_shape`` (or ``(1, *x_shape)``), as the model sees data (binarised
@@ -155,10 +157,15 @@ def posterior_grid(
                 break
             centre, half = (lo + hi) / 2, (hi - lo)  # the posterior runs off the box: double it
             lo, hi = centre - half, centre + half
-        mean, cov = _moments(log_p, zz, area)
-        sd = cov.diagonal().clamp_min(1e-12).sqrt()
-        lo_p, hi_p = _box(mean, width * torch.maximum(sd, 2 * area**0.5 * torch.ones_like(sd)))
-        lo, hi = torch.minimum(lo_p, lo_q), torch.maximum(hi_p, hi_q)
+        for refine in range(2):  # lay the box out from p's moments; once more from the finer grid's
+            mean, cov = _moments(log_p, zz, area)
+            sd = cov.diagonal().clamp_min(1e-12).sqrt()
+            lo_p, hi_p = _box(mean, width * torch.maximum(sd, 2 * area**0.5 * torch.ones_like(sd)))
+            lo, hi = torch.minimum(lo_p, lo_q), torch.maximum(hi_p, hi_q)
+            if refine == 0:
+                z0, z1, zz, lj = _log_joint(vae, x, lo, hi, n, chunk)
+                area = float((z0[1] - z0[0]) * (z1[1] - z1[0]))
+                log_p = _normalise(lj, area)[0]
     z0, z1, zz, lj = _log_joint(vae, x, lo, hi, n, chunk)
     area = float((z0[1] - z0[0]) * (z1[1] - z1[0]))
     log_post, log_px = _normalise(lj, area)
