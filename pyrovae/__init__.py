@@ -10,4 +10,4 @@ from .train import fit
 
 __version__ = "0.1.0"
 
-__all__ = ["VAE", "__version__", "data", "evaluate", "fit", "inspect", "kl", "likelihoods", "nets", "priors"]
+__all__ = ["VAE", "fit", "data", "evaluate", "inspect", "kl", "nets", "priors", "likelihoods", "__version__"]

@@ -246,10 +246,10 @@ def as_prior(prior: object, z_dim: int | None = None) -> nn.Module:
 
 
 __all__ = [
-    "DistributionPrior",
+    "StandardNormal",
     "LearnedGaussian",
     "MixtureOfGaussians",
-    "StandardNormal",
     "VampPrior",
+    "DistributionPrior",
     "as_prior",
 ]

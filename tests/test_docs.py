@@ -190,7 +190,7 @@ def _run(blocks: list[str], where: str) -> dict:
     namespace: dict = {"__name__": "__snippet__"}
     for k, code in enumerate(blocks):
         try:
-            exec(compile(code, f"{where} block {k + 1}", "exec"), namespace)
+            exec(compile(code, f"{where} block {k + 1}", "exec"), namespace)  # noqa: S102 (running the docs is the test)
         except Exception as e:
             raise AssertionError(f"{where}, Python block {k + 1} fails: {type(e).__name__}: {e}\n{code}") from e
     return namespace

@@ -32,7 +32,7 @@ def _integer(name: str, value: Any, expected: str) -> int:
     # bool is an int subclass, but True is no dimension. ValueError, not TypeError: the
     # library has always raised ValueError for a bad argument value, and the CLI reports it
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})")
+        raise ValueError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})")  # noqa: TRY004
     return value
 
 

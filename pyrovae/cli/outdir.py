@@ -116,7 +116,7 @@ class RunLock:
         text = os.pread(self.fd, 64, 0).decode(errors="replace").strip()
         return int(text) if text.isdigit() else None
 
-    def __enter__(self) -> RunLock:
+    def __enter__(self) -> RunLock:  # noqa: PYI034
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         if fcntl is not None:
             try:

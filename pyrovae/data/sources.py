@@ -177,7 +177,7 @@ def _torchvision(name: str, root: Path) -> dict[str, Any]:
     except RuntimeError:  # not there yet: download
         try:
             sets = [cls(str(root), train=train, download=True) for train in (True, False)]
-        except Exception as e:  # no network, a mirror down, a bad archive: all say the same
+        except Exception as e:  # noqa: BLE001  # no network, a mirror down, a bad archive: all say the same
             reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
             raise DataSourceError(
                 f"cannot get {name}: torchvision could not download it ({reason}); this machine may have no "

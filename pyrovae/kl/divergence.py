@@ -74,7 +74,7 @@ class KLReport(NamedTuple):
 
 def _check(d: object, name: str) -> None:
     if not isinstance(d, Distribution):
-        raise ValueError(f"{name} must be a torch/pyro Distribution, got {type(d).__name__}")
+        raise ValueError(f"{name} must be a torch/pyro Distribution, got {type(d).__name__}")  # noqa: TRY004 (the API raises ValueError for bad input)
 
 
 @torch.no_grad()

@@ -61,7 +61,7 @@ def _dim(target: Distribution | LogDensity, dim: int | None) -> int:
             )
         return target.event_shape[0]
     if not callable(target):
-        raise ValueError(f"target must be a Distribution or a log-density callable, got {type(target).__name__}")
+        raise ValueError(f"target must be a Distribution or a log-density callable, got {type(target).__name__}")  # noqa: TRY004 (the API raises ValueError for bad input)
     if dim is None or dim < 1:
         raise ValueError("a log-density target needs dim=D (the length of z)")
     return dim

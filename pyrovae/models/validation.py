@@ -172,7 +172,7 @@ def prior_z_dim(prior: nn.Module) -> int | None:
         return z_dim
     try:
         shape = prior().event_shape
-    except Exception:
+    except Exception:  # noqa: BLE001 - a prior that cannot run yet tells us nothing
         return None
     return int(shape[0]) if len(shape) == 1 else None
 

@@ -3,7 +3,7 @@ Gaussian head."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -1,5 +1,5 @@
 """Training the semi-supervised M2 model (:class:`pyrovae.models.SemiSupervisedVAE`) on the
-objective :math:`\\mathcal{J}^\alpha` of Kingma et al. (2014), "Semi-supervised learning with deep
+objective :math:`\mathcal{J}^\alpha` of Kingma et al. (2014), "Semi-supervised learning with deep
 generative models", eq. (9): the labelled ELBO plus the unlabelled ELBO (y summed out) plus
 :math:`\alpha` times the classifier's log-likelihood on the labelled data."""
 
