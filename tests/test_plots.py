@@ -16,7 +16,8 @@ from pyrovae.cli.report import TWO_D_ONLY, inspection_figures
 from tests.small_models import trained_vae
 
 EXPECTED = {"samples", "posterior_decodes", "reconstructions", "latent", "bubbles", "interpolation", "traversal",
-            "attribute_thickness", "class_vector", "manifold", "true_posterior", "unit_activity", "anomalies", "denoise"}
+            "attribute_thickness", "class_vector", "manifold", "true_posterior", "unit_activity", "anomalies",
+            "denoise"}
 
 
 def _out(tmp_path: Path, name: str) -> Path:

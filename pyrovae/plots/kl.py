@@ -12,6 +12,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .images import new_figure, save
+
 _COLOURS = ("tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown")
 
 
