@@ -42,8 +42,10 @@ def main(args: argparse.Namespace) -> dict:
                   device="cpu", callbacks=[snapshots])
     plots.latent_snapshots(snapshots, path=run.path("manifold_epochs.png"))
 
-    images, values = inspect.manifold_grid(vae, n=args.grid)  # (grid*grid, 1, 28, 28), (grid,)
-    plots.manifold(images, values, title=f"decodes over a {args.grid}x{args.grid} grid of prior quantiles",
+    # Kingma & Welling's grid: the prior's 5%-95% quantiles at evenly spaced probabilities
+    grid = inspect.manifold_grid(vae, n=args.grid, low=0.05, high=0.95, spacing="quantile")
+    images = grid.images  # (grid*grid, 1, 28, 28)
+    plots.manifold(grid, title=f"decodes over a {args.grid}x{args.grid} grid of prior quantiles",
                    path=run.path("manifold_grid.png"))
     classifier = sample_quality.train_digit_classifier(
         train.images, train.labels, epochs=args.classifier_epochs, seed=args.seed

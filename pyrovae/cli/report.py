@@ -81,6 +81,7 @@ class _Figures:
     labels: torch.Tensor | None  # (N,), or None for unlabelled data
     out: Path
     seed: int
+    label_name: str = "digit"
     paths: dict[str, Path] = field(default_factory=dict)
 
     def path(self, name: str) -> Path:
@@ -94,6 +95,16 @@ class _Figures:
     @property
     def z_dim(self) -> int:
         return self.codes.loc.shape[1]
+
+    @property
+    def map_dims(self) -> tuple[int, int]:
+        """The two latent dimensions of the 2-D maps: the two most active, in order."""
+        return tuple(sorted(self.top[:2])) if self.z_dim > 1 else (0, 0)  # type: ignore[return-value]
+
+    @cached_property
+    def prior_grid(self) -> inspect.DensityGrid | None:
+        """The prior's density over :attr:`map_dims`, on a grid that covers the prior and the codes."""
+        return inspect.prior_density(self.vae, self.map_dims, codes=self.codes.loc) if self.z_dim > 1 else None
 
     @cached_property
     def top(self) -> list[int]:
@@ -134,15 +145,16 @@ def _reconstructions(f: _Figures) -> None:
 def _latent(f: _Figures) -> None:
     big = f.z_dim > 2
     plots.latent_scatter(inspect.project_2d(f.codes.loc), f.codes.labels, xlabel="PC 1" if big else "z[0]",
-                         ylabel="PC 2" if big else "z[1]",
+                         ylabel="PC 2" if big else "z[1]", label_name=f.label_name,
+                         prior=f.prior_grid if f.z_dim == 2 else None,  # projected codes have no prior to match
                          title="latent means" + (f" (PCA of {f.z_dim}-D)" if big else ""), path=f.path("latent"))
 
 
 def _bubbles(f: _Figures) -> None:
-    dims = tuple(sorted(f.top[:2])) if f.z_dim > 1 else (0, 0)
     title = "posterior bubbles: ellipse radii = sd of q(z|x)" + (
         "" if f.z_dim <= 2 else f"\n(the two most active of {f.z_dim} dims)")
-    plots.latent_bubbles(f.codes.loc, f.codes.scale, f.codes.labels, dims=dims, title=title, path=f.path("bubbles"))
+    plots.latent_bubbles(f.codes.loc, f.codes.scale, f.codes.labels, dims=f.map_dims, title=title,
+                         prior=f.prior_grid, label_name=f.label_name, path=f.path("bubbles"))
 
 
 def _interpolation(f: _Figures, steps: int = 10) -> None:
@@ -191,8 +203,9 @@ def _needs_2d(f: _Figures) -> str | None:
 def _manifold(f: _Figures) -> str | None:
     if _needs_2d(f):
         return _needs_2d(f)
-    images, values = inspect.manifold_grid(f.vae, n=15)
-    plots.manifold(images, values, title="decodes over a 15×15 grid of prior quantiles", path=f.path("manifold"))
+    # the union of the prior's and the codes' 1%-99% spans: every cluster the codes or the prior cover
+    grid = inspect.manifold_grid(f.vae, n=15, codes=f.codes.loc, source="both")
+    plots.manifold(grid, path=f.path("manifold"))
     return None
 
 
@@ -244,7 +257,8 @@ FIGURES: dict[str, Callable[[_Figures], str | None]] = {
 
 @torch.no_grad()
 def inspection_figures(vae: VAE, x: torch.Tensor, labels: torch.Tensor | None, out: str | Path, seed: int = 0,
-                       names: Iterable[str] | None = None) -> tuple[dict[str, Path], list[str]]:
+                       names: Iterable[str] | None = None,
+                       label_name: str = "digit") -> tuple[dict[str, Path], list[str]]:
     """Write every figure that applies to ``vae`` (or only ``names``) into ``out``.
 
     :param vae: the model.
@@ -253,6 +267,7 @@ def inspection_figures(vae: VAE, x: torch.Tensor, labels: torch.Tensor | None, o
     :param out: the folder.
     :param seed: RNG seed for the sampled figures.
     :param names: the figures to draw, a subset of :data:`FIGURES` (default: all).
+    :param label_name: what the labels are, for the legends (``"digit"``, ``"class"``).
     :returns: ``({name: path}, notes)``; notes say which figures were skipped and why.
     :raises ValueError: for an unknown figure name.
     """
@@ -264,7 +279,7 @@ def inspection_figures(vae: VAE, x: torch.Tensor, labels: torch.Tensor | None, o
     out.mkdir(parents=True, exist_ok=True)
     vae.eval()
     torch.manual_seed(seed)
-    f = _Figures(vae, x.to(next(vae.parameters()).device), labels, out, seed)
+    f = _Figures(vae, x.to(next(vae.parameters()).device), labels, out, seed, label_name)
     skipped: dict[str, list[str]] = {}  # reason -> figures
     for name in wanted:
         reason = FIGURES[name](f)

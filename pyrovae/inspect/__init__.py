@@ -3,6 +3,8 @@
 - :mod:`~pyrovae.inspect.codes`: latent codes of a data set, 2-D projections, snapshots
   during training, decodes of posterior draws;
 - :mod:`~pyrovae.inspect.walks`: interpolation, manifold grids, traversals, attribute vectors;
+- :mod:`~pyrovae.inspect.density`: where the latent mass is (spans of prior draws or codes),
+  the prior's density on a grid, and highest-density levels that enclose a given mass;
 - :mod:`~pyrovae.inspect.posterior_grid`: the true posterior of a 2-D latent on a grid,
   against the guide;
 - :mod:`~pyrovae.inspect.denoise`: reconstruction from corrupted inputs.
@@ -16,8 +18,10 @@ from ..data.corrupt import corrupt
 from ..evaluate.anomaly import AnomalyScores, anomaly_scores, rank
 from .codes import LatentCodes, LatentSnapshots, encode_dataset, pca, posterior_decodes, project_2d
 from .denoise import denoise
+from .density import SIGMA_MASSES, DensityGrid, hdr_levels, latent_extent, prior_density, prior_samples, sigma_mass
 from .posterior_grid import PosteriorGrid, posterior_grid
 from .walks import (
+    ManifoldGrid,
     apply_attribute,
     attribute_vector,
     class_vector,
@@ -31,9 +35,12 @@ from .walks import (
 )
 
 __all__ = [
+    "SIGMA_MASSES",
     "AnomalyScores",
+    "DensityGrid",
     "LatentCodes",
     "LatentSnapshots",
+    "ManifoldGrid",
     "PosteriorGrid",
     "anomaly_scores",
     "apply_attribute",
@@ -42,15 +49,20 @@ __all__ = [
     "corrupt",
     "denoise",
     "encode_dataset",
+    "hdr_levels",
     "interpolate",
     "interpolate_inputs",
+    "latent_extent",
     "manifold_grid",
     "pca",
     "posterior_decodes",
     "posterior_grid",
+    "prior_density",
     "prior_quantiles",
+    "prior_samples",
     "project_2d",
     "rank",
+    "sigma_mass",
     "stroke_thickness",
     "thickness_vector",
     "traversal",

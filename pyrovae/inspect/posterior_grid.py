@@ -19,6 +19,10 @@ directions are sums over the grid:
 :math:`\mathrm{KL}(q\|p(z|x))` is the ELBO gap; the ELBO makes q small here (mode-seeking),
 so q typically sits inside p and :math:`\mathrm{KL}(p\|q)` is the larger of the two.
 
+Each density's contours for a figure are its highest-density regions of the 1-, 2- and
+3-sigma masses (39.3%, 86.5%, 98.9% of its mass on the grid;
+:func:`pyrovae.inspect.density.hdr_levels`).
+
 References:
 
 1. Kingma, D. P. and Welling, M. (2014). Auto-Encoding Variational Bayes. ICLR.
@@ -36,6 +40,7 @@ import torch
 from ..evaluate.posterior import moments
 from ..models import VAE
 from ..models.validation import check_inputs
+from .density import SIGMA_MASSES, hdr_levels, latent_extent
 
 
 @dataclass
@@ -54,6 +59,16 @@ class PosteriorGrid:
     cov: torch.Tensor  # (2, 2) covariance of the grid posterior
     q_loc: torch.Tensor  # (2,) the guide's mean (Monte Carlo for a flow guide)
     q_scale: torch.Tensor  # (2,) the guide's standard deviations
+    masses: tuple[float, ...] = SIGMA_MASSES  # HDR masses of the levels: the 1-, 2- and 3-sigma masses
+    post_levels: torch.Tensor | None = None  # (len(masses),) log p(z|x) levels enclosing each mass on the grid
+    q_levels: torch.Tensor | None = None  # (len(masses),) log q(z|x) levels enclosing each mass on the grid
+
+    def __post_init__(self) -> None:
+        # the figures' contours: regions of each density's own mass, never an underflow level
+        if self.post_levels is None:
+            self.post_levels = hdr_levels(self.log_post, self.masses)
+        if self.q_levels is None:
+            self.q_levels = hdr_levels(self.log_q, self.masses)
 
 
 def _box(center: torch.Tensor, half: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,6 +90,13 @@ def _normalise(log_f: torch.Tensor, area: float) -> tuple[torch.Tensor, float]:
     return log_f - log_z, log_z
 
 
+def _edge_mass(log_p: torch.Tensor, area: float) -> float:
+    """Probability mass of the grid's outermost cells."""
+    cells = log_p.exp() * area  # (n, n)
+    inner = cells[1:-1, 1:-1].sum()
+    return float(cells.sum() - inner)
+
+
 def _moments(log_p: torch.Tensor, zz: torch.Tensor, area: float) -> tuple[torch.Tensor, torch.Tensor]:
     w = (log_p.exp() * area).reshape(-1, 1)  # (n*n, 1) probability mass per cell
     mean = (w * zz).sum(0) / w.sum()
@@ -89,9 +111,14 @@ def posterior_grid(
 ) -> PosteriorGrid:
     """Evaluate p(z|x) and q(z|x) on a grid over a 2-D latent and compare them.
 
-    Without ``extent``, the grid is found in two passes: a first pass over the union of the
-    prior's ±4 box and q's ±``width`` sd box locates the true posterior, and the second
-    covers ±``width`` standard deviations of both p(z|x) and q(z|x).
+    Without ``extent``, the grid is found in passes. The first locates the true posterior
+    on the union of the prior's own span (the 0.1%-99.9% quantiles of draws from the model's
+    prior, whatever its family; :func:`pyrovae.inspect.density.latent_extent`) and q's
+    ±``width`` sd box; while more than 1% of the posterior's grid mass lies on the box's edge,
+    the box doubles about its centre (up to 3 times). Then the grid covers ±``width`` standard
+    deviations of both p(z|x) and q(z|x), laid out twice: from the first grid's moments of p,
+    then from the finer second grid's (a narrow posterior in a wide prior is found coarsely
+    first).
 
     :param vae: a model with ``z_dim == 2``.
     :param x: one input ``x_shape`` (or ``(1, *x_shape)``), as the model sees data (binarised
@@ -119,13 +146,26 @@ def posterior_grid(
         hi = torch.tensor([extent[0][1], extent[1][1]], dtype=q_loc.dtype, device=q_loc.device)
     else:
         lo_q, hi_q = _box(q_loc, width * q_scale)
-        lo, hi = torch.minimum(lo_q, torch.full_like(lo_q, -4.0)), torch.maximum(hi_q, torch.full_like(hi_q, 4.0))
-        z0, z1, zz, lj = _log_joint(vae, x, lo, hi, n, chunk)
-        area = float((z0[1] - z0[0]) * (z1[1] - z1[0]))
-        mean, cov = _moments(_normalise(lj, area)[0], zz, area)
-        sd = cov.diagonal().clamp_min(1e-12).sqrt()
-        lo_p, hi_p = _box(mean, width * torch.maximum(sd, 2 * area**0.5 * torch.ones_like(sd)))
-        lo, hi = torch.minimum(lo_p, lo_q), torch.maximum(hi_p, hi_q)
+        lo_prior, hi_prior = latent_extent(vae, (0, 1), 0.001, 0.999)  # (2,) each, float64 on the CPU
+        lo = torch.minimum(lo_q, lo_prior.to(lo_q))
+        hi = torch.maximum(hi_q, hi_prior.to(hi_q))
+        for attempt in range(4):
+            z0, z1, zz, lj = _log_joint(vae, x, lo, hi, n, chunk)
+            area = float((z0[1] - z0[0]) * (z1[1] - z1[0]))
+            log_p = _normalise(lj, area)[0]
+            if attempt == 3 or _edge_mass(log_p, area) <= 0.01:
+                break
+            centre, half = (lo + hi) / 2, (hi - lo)  # the posterior runs off the box: double it
+            lo, hi = centre - half, centre + half
+        for refine in range(2):  # lay the box out from p's moments; once more from the finer grid's
+            mean, cov = _moments(log_p, zz, area)
+            sd = cov.diagonal().clamp_min(1e-12).sqrt()
+            lo_p, hi_p = _box(mean, width * torch.maximum(sd, 2 * area**0.5 * torch.ones_like(sd)))
+            lo, hi = torch.minimum(lo_p, lo_q), torch.maximum(hi_p, hi_q)
+            if refine == 0:
+                z0, z1, zz, lj = _log_joint(vae, x, lo, hi, n, chunk)
+                area = float((z0[1] - z0[0]) * (z1[1] - z1[0]))
+                log_p = _normalise(lj, area)[0]
     z0, z1, zz, lj = _log_joint(vae, x, lo, hi, n, chunk)
     area = float((z0[1] - z0[0]) * (z1[1] - z1[0]))
     log_post, log_px = _normalise(lj, area)

@@ -1,4 +1,4 @@
-r"""Moving through the latent space: interpolation, a 2-D manifold over prior quantiles,
+r"""Moving through the latent space: interpolation, a 2-D manifold over the prior's mass,
 one-dimension traversals and attribute vectors.
 
 Computation only (decoded means as tensors); :mod:`pyrovae.plots` draws them.
@@ -25,14 +25,17 @@ References:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
 from .._util.checks import at_least, one_of
 from ..models import VAE
 from ..models.validation import check_inputs
+from .density import check_dims, check_quantile_range, latent_points, span_of
 
-METHODS = ("linear", "spherical")
+#: interpolation paths; "slerp" is another name for "spherical"
+METHODS = ("linear", "spherical", "slerp")
 
 
 def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int = 10, method: str = "linear") -> torch.Tensor:
@@ -41,13 +44,14 @@ def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int = 10, method: str
     :param z0: ``(z_dim,)``.
     :param z1: ``(z_dim,)``.
     :param steps: number of codes (≥ 2).
-    :param method: ``"linear"`` or ``"spherical"`` (slerp; linear where the angle is ~0).
+    :param method: ``"linear"`` or ``"spherical"`` (also called ``"slerp"``; linear where
+        the angle is ~0).
     :returns: ``(steps, z_dim)``.
     """
     one_of("interpolation", method, METHODS)
     at_least("steps", steps, 2)
     t = torch.linspace(0, 1, steps, dtype=z0.dtype, device=z0.device)[:, None]  # (steps, 1)
-    if method == "spherical":
+    if method in ("spherical", "slerp"):
         cos = torch.dot(z0, z1) / (z0.norm() * z1.norm()).clamp_min(1e-12)
         omega = torch.arccos(cos.clamp(-1, 1))
         if float(torch.sin(omega)) > 1e-6:
@@ -64,7 +68,7 @@ def interpolate_inputs(vae: VAE, x0: torch.Tensor, x1: torch.Tensor, steps: int 
     :param x0: one input ``x_shape`` (or ``(1, *x_shape)``).
     :param x1: the other input.
     :param steps: decodes along the path, ends included.
-    :param method: ``"linear"`` or ``"spherical"``.
+    :param method: ``"linear"`` or ``"spherical"`` (``"slerp"``).
     :returns: decoded means ``(steps, *x_shape)``.
     :raises ValueError: for inputs that are not one data point each (checked by
         :func:`~pyrovae.models.validation.check_inputs`), or bad settings.
@@ -76,22 +80,49 @@ def interpolate_inputs(vae: VAE, x0: torch.Tensor, x1: torch.Tensor, steps: int 
 
 def prior_quantiles(n: int, low: float = 0.05, high: float = 0.95, dtype=torch.float32) -> torch.Tensor:
     """``n`` values of the standard normal's inverse CDF at evenly spaced probabilities in
-    [low, high] (the axes of Kingma & Welling's Fig. 4)."""
+    [low, high] (the axes of Kingma & Welling's Fig. 4). For the quantiles of the model's own
+    prior, whatever its family, use :func:`manifold_grid` with ``spacing="quantile"``."""
     if not 0 < low < high < 1:
         raise ValueError(f"quantile range must satisfy 0 < low < high < 1, got ({low}, {high})")
     p = torch.linspace(low, high, n, dtype=dtype)
     return torch.distributions.Normal(torch.zeros((), dtype=dtype), torch.ones((), dtype=dtype)).icdf(p)
 
 
+#: how :func:`manifold_grid` spaces its values: evenly between the span's ends, or at evenly
+#: spaced quantile probabilities (Kingma & Welling's Fig. 4, where the prior is N(0, I))
+SPACINGS = ("linear", "quantile")
+
+
+@dataclass
+class ManifoldGrid:
+    """Decodes on an ``n × n`` grid over two latent dimensions."""
+
+    images: torch.Tensor  # (n*n, *x_shape); image i*n + j has z[dims[0]] = z0[j], z[dims[1]] = z1[n-1-i]
+    z0: torch.Tensor  # (n,) increasing values of z[dims[0]] (columns, left to right)
+    z1: torch.Tensor  # (n,) increasing values of z[dims[1]] (rows, bottom to top)
+    dims: tuple[int, int] = (0, 1)
+    source: str = "prior"  # where the span came from (pyrovae.inspect.density.SOURCES)
+    spacing: str = "linear"  # SPACINGS
+    low: float = 0.01  # quantile probabilities of the span's ends
+    high: float = 0.99
+    base: torch.Tensor | None = None  # (z_dim,) the code the grid varies two dimensions of
+
+
 @torch.no_grad()
 def manifold_grid(
-    vae: VAE, n: int = 15, dims: tuple[int, int] = (0, 1), low: float = 0.05, high: float = 0.95,
-    base: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decodes on an ``n × n`` grid of standard-normal quantiles in two latent dimensions.
+    vae: VAE, n: int = 15, dims: tuple[int, int] = (0, 1), low: float = 0.01, high: float = 0.99,
+    base: torch.Tensor | None = None, codes: torch.Tensor | None = None, source: str = "prior",
+    spacing: str = "linear", num_samples: int = 10_000, seed: int | None = 0,
+) -> ManifoldGrid:
+    """Decodes on an ``n × n`` grid over the region where the latent mass is: per dimension,
+    from the ``low`` to the ``high`` quantile of ``num_samples`` draws from the model's own
+    prior (whatever its family), of ``codes`` (the aggregate posterior), or the union of both
+    spans (:func:`pyrovae.inspect.density.latent_extent`).
 
     For a 2-D latent this is the whole learned manifold (seed 003, Fig. 4); for more
-    dimensions, a slice through ``base`` (default: the origin).
+    dimensions, a slice through ``base`` (default: the median of the same draws or codes).
+    With ``spacing="quantile"`` the values sit at evenly spaced quantile probabilities of the
+    draws (for N(0, I), Kingma and Welling's grid of Gaussian inverse-CDF values).
 
     :param vae: the model.
     :param n: grid points per axis.
@@ -99,15 +130,36 @@ def manifold_grid(
     :param low: lowest quantile probability.
     :param high: highest quantile probability.
     :param base: ``(z_dim,)`` value of the other dimensions.
-    :returns: ``(images (n*n, *x_shape), values (n,))``; image ``i*n + j`` has
-        ``z[dims[0]] = values[j]`` and ``z[dims[1]] = values[n-1-i]`` (top row = largest z[dims[1]]).
+    :param codes: ``(N, z_dim)`` latent codes, e.g. ``inspect.encode_dataset(vae, x).loc``.
+    :param source: ``"prior"``, ``"codes"`` or ``"both"``.
+    :param spacing: ``"linear"`` or ``"quantile"``.
+    :param num_samples: prior draws.
+    :param seed: seed for the prior draws (the global RNG is left as it was).
+    :returns: :class:`ManifoldGrid`; image ``i*n + j`` has ``z[dims[0]] = z0[j]`` and
+        ``z[dims[1]] = z1[n-1-i]`` (top row = largest z[dims[1]]).
+    :raises ValueError: for a bad quantile range, spacing, source or pair of dimensions.
     """
+    at_least("n", n, 2)
+    one_of("spacing", spacing, SPACINGS)
+    check_quantile_range(low, high)
+    dims = check_dims(dims, vae.z_dim)
+    points = latent_points(vae, codes, source, num_samples, seed)  # prior draws and/or codes, each (S, z_dim)
+    if spacing == "linear":  # the union of the spans
+        lo, hi = span_of(points, dims, low, high)
+        z0, z1 = (torch.linspace(float(lo[k]), float(hi[k]), n) for k in (0, 1))
+    else:  # quantiles of the pooled points
+        pooled = torch.cat(points).double()
+        probs = torch.linspace(low, high, n, dtype=torch.float64, device=pooled.device)
+        z0, z1 = (torch.quantile(pooled[:, d], probs).cpu() for d in dims)
+    if base is None:
+        base = torch.cat(points).median(0).values  # (z_dim,)
     device = next(vae.parameters()).device
-    values = prior_quantiles(n, low, high).to(device)  # (n,)
-    z = (base.clone() if base is not None else torch.zeros(vae.z_dim)).to(device).repeat(n * n, 1)  # (n*n, z_dim)
-    z[:, dims[0]] = values.repeat(n)
-    z[:, dims[1]] = values.flip(0).repeat_interleave(n)
-    return vae.decode_mean(z), values.cpu()
+    dtype = next(vae.parameters()).dtype
+    z0, z1 = z0.to(dtype), z1.to(dtype)
+    z = base.to(device=device, dtype=dtype).repeat(n * n, 1)  # (n*n, z_dim)
+    z[:, dims[0]] = z0.to(device).repeat(n)
+    z[:, dims[1]] = z1.to(device).flip(0).repeat_interleave(n)
+    return ManifoldGrid(vae.decode_mean(z), z0, z1, dims, source, spacing, low, high, z[0].detach().cpu())
 
 
 @torch.no_grad()

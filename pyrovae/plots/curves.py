@@ -10,6 +10,25 @@ from matplotlib.figure import Figure
 from .images import new_figure, save
 
 
+def _annotate_apart(ax, stars: list[tuple[float, float]], width: float = 30.0, height: float = 10.0) -> None:
+    """Write each star's value beside it; where that box of ``width × height`` points would
+    overlap a label already written (or leave the axes), try offsets further below and above
+    the star in turn, with a leader line to it."""
+    ax.get_xlim(), ax.get_ylim()  # settle the automatic limits before mapping data to points
+    to_points = 72.0 / ax.figure.dpi
+    bottom, top = ax.bbox.y0 * to_points, ax.bbox.y1 * to_points
+    placed: list[tuple[float, float]] = []  # lower-left corners of the labels written, in points
+    offsets = [-12.0] + [o for k in range(1, 12) for o in (-12.0 - k * height, -12.0 + k * height)]
+    for e, v in sorted(stars):
+        x, y = (c * to_points for c in ax.transData.transform((e, v)))
+        free = [dy for dy in offsets if bottom <= y + dy and y + dy + height <= top
+                and not any(abs(x + 6 - px) < width and abs(y + dy - py) < height for px, py in placed)]
+        dy = free[0] if free else offsets[0]
+        placed.append((x + 6, y + dy))
+        ax.annotate(f"{v:.2f}", (e, v), textcoords="offset points", xytext=(6, dy), fontsize=8,
+                    arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.4"} if dy != offsets[0] else None)
+
+
 def learning_curves(
     curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
     final: Mapping[str, tuple[float, float]] | None = None,
@@ -38,6 +57,7 @@ def learning_curves(
     fig = new_figure((7.5, 4.5))
     ax = fig.add_subplot(1, 1, 1)
     shown: list[float] = []
+    stars = []  # (epoch, value) of the final marks, annotated once the axes' limits are set
     for name, (epochs, values) in curves.items():
         if len(epochs) != len(values):
             raise ValueError(f"curve {name!r}: {len(epochs)} epochs but {len(values)} values")
@@ -46,7 +66,7 @@ def learning_curves(
         if name in final:
             e, v = final[name]
             ax.plot([e], [v], marker="*", ms=13, color=line.get_color(), mec="black", mew=0.6, ls="none")
-            ax.annotate(f"{v:.2f}", (e, v), textcoords="offset points", xytext=(6, -12), fontsize=8)
+            stars.append((e, v))
             shown.append(v)
     styles = ["--", ":", "-.", (0, (5, 1, 1, 1, 1, 1))]
     for i, (label, value) in enumerate(references.items()):
@@ -57,6 +77,7 @@ def learning_curves(
         ylim = (lo - 0.05 * (hi - lo) - 0.5, hi + 0.05 * (hi - lo) + 0.5)
     if ylim is not None:
         ax.set_ylim(*ylim)
+    _annotate_apart(ax, stars)
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.set_title(title + ("  (stars: NLL by importance sampling)" if final else ""), fontsize=10)

@@ -4,6 +4,7 @@ style). True posteriors against the guides of the VAE study are
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -11,9 +12,14 @@ import torch
 from matplotlib.figure import Figure
 
 from .images import new_figure, save
-from .posterior import _q_levels
 
 _COLOURS = ("tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown")
+
+
+def _q_levels(dens: torch.Tensor) -> list[float]:
+    # a fitted Gaussian q's density at r standard deviations is peak * exp(-r^2 / 2): its 1- and 2-sd ellipses
+    peak = float(dens.max())
+    return sorted(peak * math.exp(-r * r / 2) for r in (1.0, 2.0))
 
 
 def _target(ax, grid: dict, modes: torch.Tensor | None) -> None:

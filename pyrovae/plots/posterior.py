@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -12,20 +11,24 @@ from matplotlib.figure import Figure
 
 from .images import _as_images, new_figure, save
 
-_LEVELS_SD = (1.0, 2.0)  # q's contours: the 1- and 2-standard-deviation ellipses
+_GREYS = ("0.86", "0.7", "0.52")  # p(z|x)'s 3-, 2- and 1-sigma regions
 
 
-def _q_levels(dens: torch.Tensor) -> list[float]:
-    # a Gaussian's density at r standard deviations is peak * exp(-r^2 / 2)
-    peak = float(dens.max())
-    return sorted(peak * math.exp(-r * r / 2) for r in _LEVELS_SD)
+def _levels(log_levels: torch.Tensor, count: int) -> list[float]:
+    """The first ``count`` log levels (the smallest masses), increasing and distinct."""
+    return sorted({float(v) for v in log_levels[:count]})
 
 
 def _panel(ax, g: Any, legend: bool) -> None:
-    """One grid: p(z|x) filled, q(z|x)'s 1- and 2-sd contours, both means, both KLs."""
-    q = g.log_q.exp()
-    ax.contourf(g.z0, g.z1, g.log_post.exp(), levels=10, cmap="Greys")
-    ax.contour(g.z0, g.z1, q, levels=_q_levels(q), colors="tab:red", linewidths=(0.8, 1.4))
+    """One grid: p(z|x)'s 1-, 2- and 3-sigma regions filled, q(z|x)'s 1- and 2-sigma region
+    contours (levels from the grid, :class:`pyrovae.inspect.PosteriorGrid`), both means, both KLs."""
+    top = float(g.log_post.max())
+    fill = [v for v in _levels(g.post_levels, 3) if v < top] + [top]  # 3 sigma .. 1 sigma, then the peak
+    if len(fill) > 1:  # light to dark towards the peak
+        ax.contourf(g.z0, g.z1, g.log_post, levels=fill, colors=_GREYS[-(len(fill) - 1):])
+    q_levels = _levels(g.q_levels, 2)  # the 2-sigma level, then the 1-sigma level
+    ax.contour(g.z0, g.z1, g.log_q, levels=q_levels, colors="tab:red", linewidths=[0.8, 1.4][-len(q_levels):],
+               linestyles="solid")  # log levels are negative: not matplotlib's dashes for negative levels
     ax.plot(float(g.mean[0]), float(g.mean[1]), "+", c="tab:blue", ms=8, label="E_p[z|x]")
     ax.plot(float(g.q_loc[0]), float(g.q_loc[1]), "x", c="tab:red", ms=6, label="E_q[z]")
     ax.text(0.02, 0.02, f"KL(q||p)={g.kl_q_p:.2f}\nKL(p||q)={g.kl_p_q:.2f}", transform=ax.transAxes,
@@ -42,12 +45,14 @@ def posterior_vs_guides(
     grids: Sequence[Sequence[Any]],
     guide_names: Sequence[str],
     path: str | os.PathLike | None = None,
-    title: str = "true posterior p(z|x) (grey) against each guide q(z|x) (red, 1 and 2 sd)",
+    title: str = "true posterior p(z|x) (grey: 1, 2, 3σ regions) against each guide q(z|x) (red: 1, 2σ regions)",
     per_row: int = 1,
 ) -> Figure:
     """The one posterior-against-guide figure: for each data point, the input, then each
-    guide's panel: the grid-normalised true posterior (filled), the guide's 1- and 2-sd
-    contours, both means, and both KL directions (by quadrature on the grid) in the corner.
+    guide's panel: the grid-normalised true posterior (its 1-, 2- and 3-sigma highest-density
+    regions filled, holding 39.3%, 86.5% and 98.9% of its mass), the guide's 1- and 2-sigma
+    region contours, both means, and both KL directions (by quadrature on the grid) in the
+    corner. Every level comes from the grid (``post_levels``, ``q_levels``).
 
     :param images: ``(R, *x_shape)`` the inputs, or ``None`` for no image column.
     :param grids: one list per guide of R :class:`pyrovae.inspect.PosteriorGrid` (as from
@@ -98,7 +103,7 @@ def posterior_vs_guides(
 def posterior_contours(
     grids: Sequence,
     inputs: torch.Tensor | None = None,
-    title: str = "true posterior p(z|x) (grey) vs guide q(z|x) (red, 1 and 2 sd)",
+    title: str = "true posterior p(z|x) (grey: 1, 2, 3σ regions) vs guide q(z|x) (red: 1, 2σ regions)",
     path: str | os.PathLike | None = None,
     ncol: int = 3,
 ) -> Figure:

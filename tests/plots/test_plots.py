@@ -8,28 +8,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 import torch
 
 from pyrovae import inspect, plots
 from pyrovae.cli.report import TWO_D_ONLY, inspection_figures
 from tests.small_models import trained_vae
 
-EXPECTED = {
-    "samples",
-    "posterior_decodes",
-    "reconstructions",
-    "latent",
-    "bubbles",
-    "interpolation",
-    "traversal",
-    "attribute_thickness",
-    "class_vector",
-    "manifold",
-    "true_posterior",
-    "unit_activity",
-    "anomalies",
-    "denoise",
-}
+EXPECTED = {"samples", "posterior_decodes", "reconstructions", "latent", "bubbles", "interpolation", "traversal",
+            "attribute_thickness", "class_vector", "manifold", "true_posterior", "unit_activity", "anomalies",
+            "denoise"}
 
 
 def _out(tmp_path: Path, name: str) -> Path:
@@ -103,6 +91,35 @@ def _gaussian_grid(shift: float):
                          torch.full((2,), shift), torch.full((2,), 0.5))
 
 
+def test_posterior_contours_sit_at_each_densitys_own_mass(tmp_path):
+    from pyrovae.inspect import PosteriorGrid
+
+    z = torch.linspace(-4, 4, 161)
+    zz = torch.stack(torch.meshgrid(z, z, indexing="ij")[::-1], -1)  # (161, 161, 2) as (z0, z1)
+    # p = N(0, I); q = N((1, -0.5), 0.2^2 I), so narrow that its density on most of the grid is below
+    # exp(-100): fixed or automatic levels would trace underflow, not q's mass
+    log_p = torch.distributions.Normal(0.0, 1.0).log_prob(zz).sum(-1)
+    q_loc = torch.tensor([1.0, -0.5])
+    log_q = torch.distributions.Normal(q_loc, 0.2).log_prob(zz).sum(-1)
+    g = PosteriorGrid(z, z, log_p, log_p, log_q, 0.0, 0.5, 0.7, torch.zeros(2), torch.eye(2), q_loc,
+                      torch.full((2,), 0.2))
+    fig = plots.posterior_contours([g], path=_out(tmp_path, "contours_mass.png"), ncol=1)
+    _check_png(_out(tmp_path, "contours_mass.png"))
+    ax = fig.axes[0]
+    lines = next(c for c in ax.collections if hasattr(c, "levels") and not getattr(c, "filled", False))
+    filled = next(c for c in ax.collections if getattr(c, "filled", False))
+    # q's 2- and 1-sigma regions: circles of radius 0.4 and 0.2 around q's mean
+    assert list(lines.levels) == sorted(float(v) for v in g.q_levels[:2])
+    assert all(dashes is None for _, dashes in lines.get_linestyle())  # solid, although the log levels are < 0
+    for radius, path in zip((0.4, 0.2), lines.get_paths()):
+        r = (torch.as_tensor(path.vertices).float() - q_loc).norm(dim=1)
+        assert float((r - radius).abs().max()) < 0.03
+    # p's 3-, 2- and 1-sigma regions filled: circles of radius 3, 2 and 1 around the origin
+    assert list(filled.levels[:3]) == sorted(float(v) for v in g.post_levels)
+    for radius, level in zip((3.0, 2.0, 1.0), filled.levels[:3]):
+        assert float(level) == pytest.approx(float(log_p.max()) - radius**2 / 2, abs=0.05 * radius)
+
+
 def test_one_grid_renderer_and_one_posterior_figure(tmp_path):
     import pytest
 
@@ -134,3 +151,88 @@ def test_one_grid_renderer_and_one_posterior_figure(tmp_path):
         plots.posterior_vs_guides(None, [grids, grids[:2]], ["a", "b"])
     with pytest.raises(ValueError, match="3 images for 4 grids"):
         plots.posterior_contours(grids, imgs[:3])
+
+
+def _contour_vertices(ax, level: float) -> torch.Tensor:
+    """The vertices of the contour line drawn at ``level`` in ``ax``."""
+    sets = [c for c in ax.collections if hasattr(c, "levels") and len(c.levels) == 1 and c.levels[0] == level]
+    assert len(sets) == 1, f"one contour at {level}, found {len(sets)}"
+    return torch.as_tensor(sets[0].get_paths()[0].vertices)
+
+
+def test_bubbles_draw_the_actual_priors_contours(tmp_path):
+    import pyro.distributions as dist
+    import pytest
+
+    from pyrovae import likelihoods, nets
+    from pyrovae.models import VAE
+
+    loc, scale = torch.randn(50, 2) * 0.3, torch.full((50, 2), 0.2)
+    labels = torch.arange(50) % 10
+    centres = []
+    for shift in (torch.zeros(2), torch.tensor([3.0, -2.0])):
+        vae = VAE(nets.MLPEncoder((4,), (8,), 2), nets.MLPDecoder(2, (8,), (4,)),
+                  dist.Normal(shift, torch.ones(2)).to_event(1), likelihoods.Gaussian(1.0))
+        prior = inspect.prior_density(vae, n=201, codes=loc)
+        fig = plots.latent_bubbles(loc, scale, labels, prior=prior, path=_out(tmp_path, f"bubbles_{int(shift[0])}.png"))
+        _check_png(_out(tmp_path, f"bubbles_{int(shift[0])}.png"))
+        ax = fig.axes[0]
+        one_sigma = _contour_vertices(ax, float(prior.log_levels[0]))  # the 39.3% region
+        # the 1-sigma region of N(shift, I) is the unit circle around shift
+        assert torch.allclose(one_sigma.mean(0).float(), shift, atol=0.05)
+        assert float((one_sigma.float() - shift).norm(dim=1).sub(1).abs().max()) < 0.05
+        _contour_vertices(ax, float(prior.log_levels[1]))  # and the 86.5% region
+        # the view holds the prior's grid and every bubble
+        assert ax.get_xlim()[0] <= float(prior.z0[0]) and ax.get_xlim()[1] >= float(prior.z0[-1])
+        # the two prior levels, then one legend entry per digit, coloured as its bubbles
+        legend = ax.get_legend()
+        texts = [t.get_text() for t in legend.get_texts()]
+        assert texts[:2] == ["prior: 39.3% of its mass", "prior: 86.5% of its mass"]
+        assert texts[2:] == [str(d) for d in range(10)]
+        patches = [p for p in ax.patches if type(p).__name__ == "Ellipse"]
+        for d, handle in enumerate(legend.legend_handles[2:]):
+            assert handle.get_facecolor()[:3] == pytest.approx(patches[d].get_facecolor()[:3])  # bubble d has label d
+        centres.append(one_sigma.mean(0))
+    assert float(centres[1][0] - centres[0][0]) == pytest.approx(3.0, abs=0.05)
+    with pytest.raises(ValueError, match="over dims"):
+        plots.latent_bubbles(torch.randn(5, 3), torch.ones(5, 3), dims=(0, 2), prior=prior)
+
+
+def test_every_latent_map_has_a_legend_of_the_labels(tmp_path):
+    z, labels = torch.randn(200, 2), torch.arange(200) % 10
+    fig = plots.latent_scatter(z, labels, label_name="class", path=_out(tmp_path, "scatter.png"))
+    legend = fig.axes[0].get_legend()
+    assert legend.get_title().get_text() == "class"
+    assert [t.get_text() for t in legend.get_texts()] == [str(d) for d in range(10)]
+    points = fig.axes[0].collections[0].get_facecolors()  # point 3 is a 3, coloured as the legend's 3
+    assert tuple(points[3][:3]) == tuple(legend.legend_handles[3].get_facecolor()[:3])
+    # a subset without some digits keeps each digit's colour
+    sub = plots.latent_scatter(z[labels >= 5], labels[labels >= 5])
+    sub_legend = sub.axes[0].get_legend()
+    assert [t.get_text() for t in sub_legend.get_texts()] == ["5", "6", "7", "8", "9"]
+    assert sub_legend.legend_handles[0].get_facecolor() == legend.legend_handles[5].get_facecolor()
+    snaps = inspect.LatentSnapshots(torch.zeros(1), None)
+    snaps.epochs, snaps.points = [0, 1], [z, 2 * z]
+    fig = plots.latent_snapshots(snaps, labels, path=_out(tmp_path, "snapshots_legend.png"))
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [str(d) for d in range(10)]
+
+
+def test_learning_curve_labels_of_close_stars_do_not_overlap(tmp_path):
+    # as in the old committed figure ("84.1383.97"): two final NLLs a few epochs and 0.16 nats apart
+    curves = {"a": ([1, 330], [120.0, 87.3]), "b": ([330, 340], [87.7, 87.9]), "c": ([1, 380], [110.0, 91.5])}
+    final = {"a": (330, 84.13), "b": (340, 83.97), "c": (380, 87.83)}
+    path = _out(tmp_path, "curves_close.png")
+    fig = plots.learning_curves(curves, final, {"ref": 86.76}, path=path)
+    _check_png(path)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    ax = fig.axes[0]
+    boxes = {t.get_text(): t.get_window_extent(renderer) for t in ax.texts}
+    assert set(boxes) == {"84.13", "83.97", "87.83"}
+    names = sorted(boxes)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert not boxes[a].overlaps(boxes[b]), f"labels {a} and {b} overlap"
+    axes_box = ax.get_window_extent(renderer)
+    assert all(axes_box.y0 <= box.y0 and box.y1 <= axes_box.y1 for box in boxes.values())
