@@ -10,7 +10,7 @@ from . import args as cli_args
 from . import outdir
 from .errors import UsageError
 from .loading import load_model, test_data
-from .report import TABLE_FIGURES, inspection_figures
+from .report import TABLE_FIGURES, inspection_figures, label_name
 
 HELP = "write every applicable inspection figure of a checkpoint to a folder"
 
@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> dict:
     vae = load_model(args.checkpoint, args.device, args.seed)
     x, y, src = test_data(vae, args.n, args, args.seed)
     names = TABLE_FIGURES if src.kind == "table" else None
-    paths, notes = inspection_figures(vae, x, y, args.out, seed=args.seed, names=names)
+    paths, notes = inspection_figures(vae, x, y, args.out, seed=args.seed, names=names,
+                                      label_name=label_name(src.spec))
     if names is not None:
         notes.append(f"the data are a table, not images: drew {', '.join(names)} only")
     for p in paths.values():

@@ -175,12 +175,16 @@ def _traversal(f: _Figures) -> None:
                         xlabel="value of the varied dimension", path=f.path("traversal"))
 
 
-def _attribute_thickness(f: _Figures, amounts: tuple[float, ...] = (-2.0, -1.0, 0.0, 1.0, 2.0)) -> None:
-    vec = inspect.thickness_vector(f.codes.loc.to(f.x.device), f.x, f.labels)
+def _attribute_thickness(f: _Figures, amounts: tuple[float, ...] = (-2.0, -1.0, 0.0, 1.0, 2.0)) -> str | None:
+    try:
+        vec = inspect.thickness_vector(f.codes.loc.to(f.x.device), f.x, f.labels)
+    except ValueError as e:  # too few images per class to split into thin and thick
+        return f"the data are too few for it ({e})"
     plots.labelled_grid(inspect.apply_attribute(f.vae, f.x[:6], vec, amounts), ncol=len(amounts),
                         col_labels=[f"{a:+g}×v" for a in amounts],
                         row_labels=None if f.labels is None else [str(int(v)) for v in f.labels[:6]],
                         title="stroke-thickness vector v added to each code", path=f.path("attribute_thickness"))
+    return None
 
 
 def _class_vector(f: _Figures, amounts: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)) -> str | None:
@@ -212,7 +216,8 @@ def _manifold(f: _Figures) -> str | None:
 def _true_posterior(f: _Figures) -> str | None:
     if _needs_2d(f):
         return _needs_2d(f)
-    idx = [_first_of(f.labels, d, k) for k, d in enumerate((0, 1, 3, 5, 7, 8))]
+    # the first 0, 1, 3, 5, 7 and 8 (or the first six inputs), each once, however few the inputs
+    idx = list(dict.fromkeys(_first_of(f.labels, d, k % len(f.x)) for k, d in enumerate((0, 1, 3, 5, 7, 8))))
     grids = [inspect.posterior_grid(f.vae, f.x[i], n=81) for i in idx]
     plots.posterior_contours(grids, f.x[idx], path=f.path("true_posterior"))
     return None
@@ -229,17 +234,19 @@ def _unit_activity(f: _Figures) -> None:
 
 def _anomalies(f: _Figures) -> None:
     scores = inspect.anomaly_scores(f.vae, f.x).neg_elbo
-    worst, best = inspect.rank(scores, 10), inspect.rank(scores, 10, descending=False)
-    plots.labelled_grid(torch.cat([f.x[worst], f.x[best]]), ncol=10, row_labels=["highest", "lowest"],
+    k = min(10, len(f.x))  # a row each: the k highest and the k lowest
+    worst, best = inspect.rank(scores, k), inspect.rank(scores, k, descending=False)
+    plots.labelled_grid(torch.cat([f.x[worst], f.x[best]]), ncol=k, row_labels=["highest", "lowest"],
                         col_labels=[f"{float(s):.0f}" for s in scores[worst]],
                         title="anomaly ranking by -ELBO (nats above the top row)", path=f.path("anomalies"))
 
 
 def _denoise(f: _Figures) -> None:
-    noisy = inspect.corrupt(f.x[:10], "flip", 0.1, seed=f.seed)
+    k = min(10, len(f.x))
+    noisy = inspect.corrupt(f.x[:k], "flip", 0.1, seed=f.seed)
     plots.labelled_grid(
-        torch.cat([f.x[:10], noisy, inspect.denoise(f.vae, noisy)]),
-        ncol=10,
+        torch.cat([f.x[:k], noisy, inspect.denoise(f.vae, noisy)]),
+        ncol=k,
         row_labels=["clean", "10% flipped", "denoised"],
         title="denoising: reconstruct from corrupted input",
         path=f.path("denoise"),
@@ -253,6 +260,12 @@ FIGURES: dict[str, Callable[[_Figures], str | None]] = {
     "attribute_thickness": _attribute_thickness, "class_vector": _class_vector, "manifold": _manifold,
     "true_posterior": _true_posterior, "unit_activity": _unit_activity, "anomalies": _anomalies, "denoise": _denoise,
 }
+
+
+def label_name(spec: dict) -> str:
+    """What a data source's labels are, for the legends: ``"digit"`` for MNIST, else ``"class"``
+    (a folder's sub-folders, a file's ``y``, a torchvision data set's classes)."""
+    return "digit" if spec.get("source") == "mnist" else "class"
 
 
 @torch.no_grad()

@@ -29,7 +29,7 @@ from . import args as cli_args
 from . import outdir
 from .errors import Interrupted, UsageError, user_errors
 from .loading import load_data
-from .report import TRAIN_FIGURES, inspection_figures
+from .report import TRAIN_FIGURES, inspection_figures, label_name
 
 HELP = "train a VAE from a recipe on MNIST or your own data; write checkpoint, metrics.json and figures"
 
@@ -180,6 +180,6 @@ def train(args: argparse.Namespace, recipe: Recipe, src: DataSource, out: Path) 
     if recipe.binarize is not None:
         x_test = data.binarize(x_test, "static", seed=0)  # as fit scores it
     names = TRAIN_FIGURES if src.kind == "images" else ("latent",)
-    inspection_figures(vae, x_test, y_test, out, seed=recipe.seed, names=names)
+    inspection_figures(vae, x_test, y_test, out, seed=recipe.seed, names=names, label_name=label_name(src.spec))
     print(f"test ELBO {metrics['final_test_elbo']:.2f} nats after {recipe.epochs} epochs ({wall:.0f}s); wrote {out}/")
     return metrics

@@ -166,3 +166,17 @@ def test_data_errors_are_one_line(tmp_path, capsys, monkeypatch, flags, match):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("pyrovae: error: --data") and match in err[0], err
+
+
+def test_inspect_on_a_few_labelled_images_skips_what_they_cannot_show(tmp_path, capsys):
+    from pyrovae.cli.report import label_name
+
+    folder = _png_folder(tmp_path / "few", n=40)  # 36 train, 4 test images in 2 classes
+    out = tmp_path / "few_run"
+    assert main(["train", "--data", str(folder), "--epochs", "1", *FAST, "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["inspect", str(out), "--out", str(out / "figures")]) == 0
+    printed = capsys.readouterr().out
+    assert "attribute_thickness: skipped, the data are too few for it (too few inputs" in printed
+    assert (out / "figures" / "latent.png").exists()
+    assert label_name({"source": "mnist"}) == "digit" and label_name({"source": str(folder)}) == "class"
