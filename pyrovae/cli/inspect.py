@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> dict:
     x, y, src = test_data(vae, args.n, args, args.seed)
     names = TABLE_FIGURES if src.kind == "table" else None
     paths, notes = inspection_figures(vae, x, y, args.out, seed=args.seed, names=names,
-                                      label_name=label_name(src.spec))
+                                      label_name=label_name(src.spec),
+                                      label_names=src.classes)
     if names is not None:
         notes.append(f"the data are a table, not images: drew {', '.join(names)} only")
     for p in paths.values():

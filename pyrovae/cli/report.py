@@ -82,6 +82,7 @@ class _Figures:
     out: Path
     seed: int
     label_name: str = "digit"
+    label_names: list[str] | None = None  # the name of each class index, for the legends
     paths: dict[str, Path] = field(default_factory=dict)
 
     def path(self, name: str) -> Path:
@@ -145,7 +146,7 @@ def _reconstructions(f: _Figures) -> None:
 def _latent(f: _Figures) -> None:
     big = f.z_dim > 2
     plots.latent_scatter(inspect.project_2d(f.codes.loc), f.codes.labels, xlabel="PC 1" if big else "z[0]",
-                         ylabel="PC 2" if big else "z[1]", label_name=f.label_name,
+                         ylabel="PC 2" if big else "z[1]", label_name=f.label_name, label_names=f.label_names,
                          prior=f.prior_grid if f.z_dim == 2 else None,  # projected codes have no prior to match
                          title="latent means" + (f" (PCA of {f.z_dim}-D)" if big else ""), path=f.path("latent"))
 
@@ -154,7 +155,7 @@ def _bubbles(f: _Figures) -> None:
     title = "posterior bubbles: ellipse radii = sd of q(z|x)" + (
         "" if f.z_dim <= 2 else f"\n(the two most active of {f.z_dim} dims)")
     plots.latent_bubbles(f.codes.loc, f.codes.scale, f.codes.labels, dims=f.map_dims, title=title,
-                         prior=f.prior_grid, label_name=f.label_name, path=f.path("bubbles"))
+                         prior=f.prior_grid, label_name=f.label_name, label_names=f.label_names, path=f.path("bubbles"))
 
 
 def _interpolation(f: _Figures, steps: int = 10) -> None:
@@ -271,7 +272,8 @@ def label_name(spec: dict) -> str:
 @torch.no_grad()
 def inspection_figures(vae: VAE, x: torch.Tensor, labels: torch.Tensor | None, out: str | Path, seed: int = 0,
                        names: Iterable[str] | None = None,
-                       label_name: str = "digit") -> tuple[dict[str, Path], list[str]]:
+                       label_name: str = "digit",
+                       label_names: list[str] | None = None) -> tuple[dict[str, Path], list[str]]:
     """Write every figure that applies to ``vae`` (or only ``names``) into ``out``.
 
     :param vae: the model.
@@ -281,6 +283,7 @@ def inspection_figures(vae: VAE, x: torch.Tensor, labels: torch.Tensor | None, o
     :param seed: RNG seed for the sampled figures.
     :param names: the figures to draw, a subset of :data:`FIGURES` (default: all).
     :param label_name: what the labels are, for the legends (``"digit"``, ``"class"``).
+    :param label_names: the name of each class index, for the legends (a folder's sub-folders).
     :returns: ``({name: path}, notes)``; notes say which figures were skipped and why.
     :raises ValueError: for an unknown figure name.
     """
@@ -292,7 +295,7 @@ def inspection_figures(vae: VAE, x: torch.Tensor, labels: torch.Tensor | None, o
     out.mkdir(parents=True, exist_ok=True)
     vae.eval()
     torch.manual_seed(seed)
-    f = _Figures(vae, x.to(next(vae.parameters()).device), labels, out, seed, label_name)
+    f = _Figures(vae, x.to(next(vae.parameters()).device), labels, out, seed, label_name, label_names)
     skipped: dict[str, list[str]] = {}  # reason -> figures
     for name in wanted:
         reason = FIGURES[name](f)

@@ -180,6 +180,7 @@ def train(args: argparse.Namespace, recipe: Recipe, src: DataSource, out: Path) 
     if recipe.binarize is not None:
         x_test = data.binarize(x_test, "static", seed=0)  # as fit scores it
     names = TRAIN_FIGURES if src.kind == "images" else ("latent",)
-    inspection_figures(vae, x_test, y_test, out, seed=recipe.seed, names=names, label_name=label_name(src.spec))
+    inspection_figures(vae, x_test, y_test, out, seed=recipe.seed, names=names, label_name=label_name(src.spec),
+                       label_names=src.classes)
     print(f"test ELBO {metrics['final_test_elbo']:.2f} nats after {recipe.epochs} epochs ({wall:.0f}s); wrote {out}/")
     return metrics

@@ -38,17 +38,19 @@ def _open(path: Path, size: tuple[int, int] | None) -> np.ndarray:
         raise _error(f"{path} cannot be read as an image ({e})") from None
 
 
-def _labels(folder: Path, files: list[Path]) -> np.ndarray | None:
+def _labels(folder: Path, files: list[Path]) -> tuple[np.ndarray | None, list[str] | None]:
+    # (N,) class indices and the class names (sorted sub-folders), or (None, None)
     parents = [f.parent for f in files]
     if any(p == folder for p in parents):
-        return None  # some images sit in the folder itself: no classes
+        return None, None  # some images sit in the folder itself: no classes
     classes = sorted({p.relative_to(folder).parts[0] for p in parents})
     index = {c: i for i, c in enumerate(classes)}
-    return np.array([index[p.relative_to(folder).parts[0]] for p in parents], dtype=np.int64)
+    return np.array([index[p.relative_to(folder).parts[0]] for p in parents], dtype=np.int64), classes
 
 
 def read_image_folder(folder: Path, image_size: tuple[int, int] | None, notes: list[str]) -> dict[str, Any]:
-    """The images under ``folder`` as ``{"x_train": uint8 (N, H, W) or (N, H, W, 3), "y_train": ...}``.
+    """The images under ``folder`` as ``{"x_train": uint8 (N, H, W) or (N, H, W, 3), "y_train": ...,
+    "classes": [sub-folder names] or None}``.
 
     :param image_size: ``(H, W)`` to resize every image to; ``None`` needs one size throughout.
     :param notes: what was read is appended here.
@@ -65,7 +67,7 @@ def read_image_folder(folder: Path, image_size: tuple[int, int] | None, notes: l
                      f"all to (on the command line: --image-size {sizes[0][0]})")
     x = np.stack(images)  # (N, H, W, 3)
     grey = bool((x[..., :1] == x).all())
-    labels = _labels(folder, files)
+    labels, classes = _labels(folder, files)
     notes.append(f"read {len(files)} {'grey' if grey else 'colour'} images from {folder}"
                  + (f" in {int(labels.max()) + 1} classes (sub-folders)" if labels is not None else ""))
-    return {"x_train": x[..., 0] if grey else x, "y_train": labels}
+    return {"x_train": x[..., 0] if grey else x, "y_train": labels, "classes": classes}

@@ -64,6 +64,7 @@ class DataSource:
     kind: str  # "images" ((C, H, W) points) or "table" ((D,) points)
     spec: dict[str, Any]  # JSON-able keywords of load_source that load this data again
     notes: list[str] = dataclasses.field(default_factory=list)  # what was read and inferred
+    classes: list[str] | None = None  # the name of each label index (a folder's sub-folders), if known
 
     @property
     def x_shape(self) -> tuple[int, ...]:
@@ -278,7 +279,7 @@ def load_source(source: str | os.PathLike | None = "mnist", *, root: str | os.Pa
         x_train, x_test = _resize(x_train, image_size), _resize(x_test, image_size)
     spec = {"source": source, "image_size": list(image_size) if image_size else None, "test_fraction": test_fraction,
             "split_seed": split_seed}
-    src = DataSource(x_train, x_test, y_train, y_test, kind, spec, notes)
+    src = DataSource(x_train, x_test, y_train, y_test, kind, spec, notes, arrays.get("classes"))
     if kind == "table" and not src.binary:
         _standardise(src, standardise)
     return src

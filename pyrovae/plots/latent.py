@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import torch
 from matplotlib.figure import Figure
@@ -14,12 +15,14 @@ from .images import new_figure, save
 MAX_LEGEND_LABELS = 20
 
 
-def label_colours(labels: torch.Tensor) -> tuple[list, list, list[str]] | None:
+def label_colours(labels: torch.Tensor, names: Sequence[str] | None = None) -> tuple[list, list, list[str]] | None:
     """One colour per point from its label, the same colour for the same label in every
     figure: ``tab10`` by value for labels 0-9 (digits), else ``tab20`` over the sorted
     distinct values. ``None`` when there are more than :data:`MAX_LEGEND_LABELS` values.
 
     :param labels: ``(N,)`` labels.
+    :param names: the name of each class index (``names[k]`` for label ``k``, e.g. a folder's
+        sub-folders); default: the values themselves.
     :returns: ``(colours of the N points, colours of the distinct values, their names)``.
     """
     from matplotlib import colormaps
@@ -31,8 +34,10 @@ def label_colours(labels: torch.Tensor) -> tuple[list, list, list[str]] | None:
     cmap = colormaps["tab10" if digits else "tab20"]
     index = {v: int(v) if digits else k for k, v in enumerate(values)}
     points = [cmap(index[v.item()]) for v in labels.detach().cpu().flatten()]
-    names = [str(int(v)) if float(v).is_integer() else f"{v:g}" for v in values]
-    return points, [cmap(index[v]) for v in values], names
+    shown = [str(int(v)) if float(v).is_integer() else f"{v:g}" for v in values]
+    if names is not None:
+        shown = [names[int(v)] if float(v).is_integer() and 0 <= v < len(names) else t for v, t in zip(values, shown)]
+    return points, [cmap(index[v]) for v in values], shown
 
 
 def _label_handles(colours: list, names: list[str], alpha: float = 0.8) -> list:
@@ -72,6 +77,7 @@ def latent_scatter(
     label_name: str = "digit",
     legend: bool = True,
     prior=None,
+    label_names: Sequence[str] | None = None,
 ) -> Figure:
     """Scatter of 2-D latent codes coloured by label (digit), with a legend of the labels.
 
@@ -84,6 +90,7 @@ def latent_scatter(
     :param ax: draw into this axes instead of a new figure.
     :param max_points: plot at most this many points.
     :param label_name: what the labels are, the legend's title (``"digit"``, ``"class"``).
+    :param label_names: the name of each class index for the legend (default: the indices).
     :param legend: draw the legend (off for panels that share one).
     :param prior: a :class:`pyrovae.inspect.DensityGrid` of the prior over the same two
         coordinates (:func:`pyrovae.inspect.prior_density`), drawn as contours of its
@@ -99,7 +106,7 @@ def latent_scatter(
     handles = _prior_contours(ax, prior) if prior is not None else []
     if labels is not None:
         labels = labels[:max_points].cpu()
-        coloured = label_colours(labels)
+        coloured = label_colours(labels, label_names)
         if coloured is None:  # too many values for a legend: a colour bar
             sc = ax.scatter(z2[:, 0], z2[:, 1], c=labels, cmap="viridis", s=3, alpha=0.7)
             if legend:
@@ -131,6 +138,7 @@ def latent_bubbles(
     max_points: int = 300,
     prior=None,
     label_name: str = "digit",
+    label_names: Sequence[str] | None = None,
 ) -> Figure:
     """One ellipse per input, centred at q's mean with q's standard deviations as radii
     (seed 001, Fig. 3), over the contours of the model's own prior.
@@ -146,6 +154,7 @@ def latent_bubbles(
         (:func:`pyrovae.inspect.prior_density`), drawn as contours of its highest-density
         regions (the 1- and 2-sigma masses by default); ``None`` draws no prior.
     :param label_name: what the labels are, the legend's title.
+    :param label_names: the name of each class index for the legend (default: the indices).
     :raises ValueError: when ``prior`` is over other dimensions than ``dims``.
     """
     from matplotlib.patches import Ellipse
@@ -155,7 +164,7 @@ def latent_bubbles(
         raise ValueError(f"the prior grid is over dims {tuple(prior.dims)} but the bubbles are over {(i, j)}: "
                          f"compute it with inspect.prior_density(vae, dims={(i, j)})")
     loc, scale = loc[:max_points, [i, j]].detach().cpu(), scale[:max_points, [i, j]].detach().cpu()
-    coloured = label_colours(labels[:max_points]) if labels is not None else None
+    coloured = label_colours(labels[:max_points], label_names) if labels is not None else None
     fig = new_figure((6.6, 5.2))
     ax = fig.subplots()
     for n in range(len(loc)):

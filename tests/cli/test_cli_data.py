@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from pyrovae.cli import main
 from pyrovae.cli.report import TABLE_FIGURES, TRAIN_FIGURES
@@ -180,3 +181,14 @@ def test_inspect_on_a_few_labelled_images_skips_what_they_cannot_show(tmp_path, 
     assert "attribute_thickness: skipped, the data are too few for it (too few inputs" in printed
     assert (out / "figures" / "latent.png").exists()
     assert label_name({"source": "mnist"}) == "digit" and label_name({"source": str(folder)}) == "class"
+
+
+def test_legends_name_a_folders_classes(tmp_path):
+    from pyrovae.data.sources import load_source
+    from pyrovae.plots.latent import label_colours
+
+    src = load_source(_png_folder(tmp_path / "shapes", n=20))
+    assert src.classes == ["disc", "square"] and set(src.train_labels.tolist()) == {0, 1}
+    _, _, names = label_colours(src.train_labels, src.classes)
+    assert names == ["disc", "square"]
+    assert label_colours(torch.tensor([0, 2]), ["a", "b"])[2] == ["a", "2"]  # an index without a name keeps its value
