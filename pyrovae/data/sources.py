@@ -186,7 +186,8 @@ def _torchvision(name: str, root: Path) -> dict[str, Any]:
                 f"cannot get {name}: torchvision could not download it ({reason}); this machine may have no "
                 f"internet. Put {files} in {(root / folder).resolve()} (or pass another data root)") from None
     (tr, te) = sets
-    return {"x_train": tr.data, "y_train": tr.targets, "x_test": te.data, "y_test": te.targets}
+    classes = [str(c) for c in getattr(tr, "classes", [])] or None  # e.g. "T-shirt/top", ..., "Ankle boot"
+    return {"x_train": tr.data, "y_train": tr.targets, "x_test": te.data, "y_test": te.targets, "classes": classes}
 
 
 def _split(x: Tensor, y: Tensor | None, fraction: float, seed: int) -> tuple[Tensor, ...]:

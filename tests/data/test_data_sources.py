@@ -99,7 +99,7 @@ def test_a_folder_of_pngs_with_classes_in_sub_folders(tmp_path):
     values = sorted(float(v) for v in torch.cat([src.train, src.test])[:, 0, 0, 0])
     assert values == pytest.approx(sorted((40 * (i + 1) + 100 * c) / 255 for c in range(2) for i in range(3)))
     labels = torch.cat([src.train_labels, src.test_labels]).sort().values.tolist()
-    assert labels == [0, 0, 0, 1, 1, 1]
+    assert labels == [0, 0, 0, 1, 1, 1] and src.classes == ["a", "b"]
     _png_folder(tmp_path / "rgb", colour=True)
     assert load_source(tmp_path / "rgb").x_shape == (3, 8, 8)
 
@@ -156,12 +156,14 @@ def test_torchvision_files_in_the_root_are_read(tmp_path, monkeypatch):
             n = 6 if train else 2
             self.data = np.full((n, 32, 32, 3), 255 if train else 0, dtype=np.uint8)
             self.targets = list(range(n))
+            self.classes = ["airplane", "automobile", "bird", "cat", "deer", "dog"]
 
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR)
     src = load_source("cifar10", root=tmp_path)
     assert src.x_shape == (3, 32, 32) and (len(src.train), len(src.test)) == (6, 2)
     assert float(src.train.min()) == 1.0 and float(src.test.max()) == 0.0
     assert src.spec["source"] == "cifar10" and src.test_labels.tolist() == [0, 1]
+    assert src.classes == ["airplane", "automobile", "bird", "cat", "deer", "dog"]  # the legends' names
 
 
 def test_urlerror_is_reported_too(tmp_path, monkeypatch):
