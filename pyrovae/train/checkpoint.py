@@ -266,13 +266,24 @@ def load_into(vae: VAE, payload: dict, *, path: str | os.PathLike = "checkpoint"
             f"(checkpoint: {[theirs_cfg.get(k) for k in diff]}, model: {[own_cfg.get(k) for k in diff]})"
         )
     shapes = payload.get("shapes")
-    if shapes is not None and hasattr(vae, "adopt_shapes"):
-        try:
-            vae.adopt_shapes(shapes)  # before the state comparison: a prior made from z_dim has buffers
-        except ValueError as e:
-            raise CheckpointError(f"checkpoint {path} is for a model of other shapes: {e}") from e
-    own = vae.state_dict()
-    theirs = payload["model_state"]
+    adopt = shapes is not None and hasattr(vae, "adopt_shapes")
+    before = (vae.x_shape, vae.z_dim, vae.__dict__.get("_z_from"), vae.prior) if adopt else None
+    try:
+        if adopt:
+            try:
+                vae.adopt_shapes(shapes)  # before the state comparison: a prior made from z_dim has buffers
+            except ValueError as e:
+                raise CheckpointError(f"checkpoint {path} is for a model of other shapes: {e}") from e
+        _check_state(vae.state_dict(), payload["model_state"], path)
+    except CheckpointError:
+        if before is not None:  # a failed load leaves the VAE as it was
+            vae.x_shape, vae.z_dim, vae.__dict__["_z_from"], vae.prior = before
+        raise
+    vae.load_state_dict(payload["model_state"])
+    vae.sync_param_store()
+
+
+def _check_state(own: dict, theirs: dict, path: Any) -> None:
     missing, unexpected = sorted(set(own) - set(theirs)), sorted(set(theirs) - set(own))
     wrong = sorted(k for k in set(own) & set(theirs) if own[k].shape != theirs[k].shape)
     if missing or unexpected or wrong:
@@ -280,8 +291,6 @@ def load_into(vae: VAE, payload: dict, *, path: str | os.PathLike = "checkpoint"
             f"checkpoint {path} does not match this model: missing {missing[:5]}, unexpected {unexpected[:5]}, "
             f"wrong shape {[(k, tuple(theirs[k].shape), tuple(own[k].shape)) for k in wrong[:5]]}"
         )
-    vae.load_state_dict(theirs)
-    vae.sync_param_store()
 
 
 def _parameter_bound(config: VAEConfig) -> int:

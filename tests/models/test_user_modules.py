@@ -119,6 +119,11 @@ def test_a_checkpoint_restores_the_inferred_shapes_so_data_are_checked_before_an
     other = VAE(encoder=Encoder(), decoder=Decoder(), likelihood=likelihoods.Gaussian(scale=SIGMA), x_shape=(D + 1,))
     with pytest.raises(CheckpointError, match=r"other shapes: x_shape \(5,\) is not this VAE's x_shape \(6,\)"):
         load_checkpoint(path, other)
+    # a fresh VAE whose networks do not fit the file is left as it was: no shapes or prior adopted
+    wide = VAE(encoder=Encoder(k=K + 1), decoder=Decoder(k=K + 1), likelihood=likelihoods.Gaussian(scale=SIGMA))
+    with pytest.raises(CheckpointError, match="does not match this model"):
+        load_checkpoint(path, wide)
+    assert wide.shapes == {"x_shape": None, "z_dim": None} and wide.prior is None
 
 
 def test_z_dim_and_prior_come_from_the_encoder_when_nothing_says():
