@@ -146,7 +146,12 @@ def unit_interval(name: str, x: torch.Tensor, needed_by: str | None = None) -> t
     if not x.is_floating_point():
         raise TypeError(f"{what} as floating-point values, got dtype {x.dtype}; "
                         "convert integer pixels first, e.g. x.float() / 255")
-    outside = ~((x >= 0) & (x <= 1))  # NaN fails both comparisons, so it is caught here too
+    if x.numel() == 0:
+        return x
+    lo, hi = (float(v) for v in torch.aminmax(x))  # one pass; NaN propagates and fails both comparisons
+    if lo >= 0 and hi <= 1:
+        return x
+    outside = ~((x >= 0) & (x <= 1))  # the slow count, only for the message
     count = int(outside.sum())
     if count:
         raise ValueError(f"{what}, got {count} values outside [0, 1] or NaN "
