@@ -24,6 +24,7 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from ._util.checks import at_least, finite, one_of, positive
+from .distributions.bernoulli import BernoulliLogits
 from .nets.functional import positive_scale
 
 
@@ -66,7 +67,7 @@ class Bernoulli(Likelihood):
 
     def forward(self, out: torch.Tensor, event_dim: int | None = None) -> dist.Distribution:
         ed = _default_event_dim(out) if event_dim is None else event_dim
-        return dist.Bernoulli(logits=out, validate_args=False).to_event(ed)
+        return BernoulliLogits(logits=out, validate_args=False).to_event(ed)
 
     def mean(self, out: torch.Tensor, event_dim: int | None = None) -> torch.Tensor:
         return torch.sigmoid(out)

@@ -29,6 +29,7 @@ from torch.distributions import constraints
 
 from ._util.checks import positive_int
 from .distributions.mixture import diagonal_normal_mixture
+from .distributions.normal import UnitNormal
 from .nets.functional import positive_scale
 
 
@@ -46,7 +47,7 @@ class StandardNormal(PyroModule):
         self.register_buffer("scale", torch.ones(z_dim))
 
     def forward(self) -> dist.Distribution:
-        return dist.Normal(self.loc, self.scale).to_event(1)
+        return UnitNormal(self.loc, self.scale).to_event(1)
 
 
 class LearnedGaussian(PyroModule):

@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "distributions": {"_util"},
     "data": {"_util"},
     "nets": {"_util", "data"},
-    "likelihoods": {"_util", "nets"},
+    "likelihoods": {"_util", "nets", "distributions"},
     "flows": {"_util", "nets"},
     "priors": {"_util", "nets", "distributions", "flows"},
     "models": {"_util", "data", "nets", "likelihoods", "flows", "priors", "distributions"},

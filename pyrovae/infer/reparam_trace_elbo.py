@@ -34,6 +34,7 @@ from pyro.infer.util import is_validation_enabled, torch_item
 from pyro.poutine.util import prune_subsample_sites
 from pyro.util import check_if_enumerated, check_model_guide_match
 
+from . import direct_route as _direct
 from .util import sample_sites, scaled_log_prob
 
 __all__ = ["ReparamTrace_ELBO", "reparam_trace_elbo"]
@@ -104,11 +105,31 @@ class ReparamTrace_ELBO(Trace_ELBO):
     def differentiable_loss(self, model: Callable, guide: Callable, *args: Any, **kwargs: Any) -> torch.Tensor:
         """The negative ELBO estimate as a differentiable scalar (no host synchronisation)."""
         if self.num_particles == 1 and not self.vectorize_particles:  # the hot path: no generator, no division
-            return self._particle_loss(*self._checked(*_traces(model, guide, args, kwargs)))
+            owner = _direct.owner(model, guide)
+            if owner is not None:
+                return _direct.loss(owner, lambda: self._traced_loss(model, guide, args, kwargs), args, kwargs)
+            return self._traced_loss(model, guide, args, kwargs)[0]
         loss = 0.0
         for model_trace, guide_trace in self._traces(model, guide, args, kwargs):
             loss = loss + self._particle_loss(model_trace, guide_trace)
         return loss / self.num_particles
+
+    def _traced_loss(self, model: Callable, guide: Callable, args: tuple, kwargs: dict) -> tuple[torch.Tensor, Traces]:
+        # the guide traced, the model replayed against it: (loss, (model trace, guide trace))
+        traces = self._checked(*_traces(model, guide, args, kwargs))
+        return self._particle_loss(*traces), traces
+
+    def check_direct_route(self, model: Callable, guide: Callable, *args: Any, **kwargs: Any) -> bool:
+        """Trace one step and decide whether the later ones take the direct route
+        (:mod:`pyrovae.infer.direct_route`); :func:`pyrovae.fit` calls it once, before its first epoch.
+
+        :returns: whether they will.
+        """
+        owner = _direct.owner(model, guide)
+        if owner is None:
+            return False
+        _, traces = self._traced_loss(model, guide, args, kwargs)
+        return _direct.prove(owner, *traces)
 
     def loss(self, model: Callable, guide: Callable, *args: Any, **kwargs: Any) -> float:
         """The negative ELBO estimate as a float."""

@@ -42,6 +42,7 @@ from torch import nn
 
 from .. import likelihoods as _likelihoods
 from .._util.checks import nonnegative, positive_int
+from ..distributions.normal import ReparamNormal
 from ..priors import StandardNormal, as_prior
 from . import global_latents as _globals
 from . import param_store as _store
@@ -131,7 +132,7 @@ class VAE(_globals.GlobalLatents, PyroModule):
         super().__setattr__(name, value)
         if name in PARTS and "_checked" in self.__dict__:
             # a new part is checked again on its first batch, and may bring other global sites
-            self.__dict__.update(_checked=set(), _sites=None)
+            self.__dict__.update(_checked=set(), _sites=None, _direct_route=None)
 
     # -- settings -------------------------------------------------------------------------
     @property
@@ -357,7 +358,7 @@ class VAE(_globals.GlobalLatents, PyroModule):
                     self._encoder_params(x)  # the flow reads the encoder its own way: check it once apart
             return self.guide_flow.encode(self.encoder, x)
         loc, scale = self._encoder_params(x)  # each (batch, z_dim)
-        return dist.Normal(loc, scale).to_event(1)
+        return ReparamNormal(loc, scale).to_event(1)  # scores its own draw from the kept noise
 
     def decode(self, z: torch.Tensor) -> dist.Distribution:
         """p(x|z) with event shape ``x_shape``; ``z`` may have extra leading dims."""

@@ -7,7 +7,8 @@ the loss twice more to compile it. Done inside the first step, those draws land 
 stream of whichever epoch runs first (epoch 1 in an uninterrupted run, the first epoch after the
 checkpoint in a resumed one), and the two runs part. :func:`isolate_first_calls` removes them
 from the epochs' streams: the guess draws from a forked RNG whenever it happens, and a JIT
-loss is compiled before any epoch is seeded.
+loss is compiled before any epoch is seeded. For the same reason ``ReparamTrace_ELBO`` chooses
+its route (traced or direct) there, so that every step of both runs takes the same one.
 """
 
 from __future__ import annotations
@@ -78,6 +79,10 @@ def isolate_first_calls(step: Any, module: torch.nn.Module, device: torch.device
     guess = getattr(loss, "_guess_max_plate_nesting", None)
     if guess is not None and not getattr(guess, "_rng_neutral", False):
         loss._guess_max_plate_nesting = _rng_neutral(guess, module, device)  # Pyro calls it lazily
+    check = getattr(loss, "check_direct_route", None)  # ReparamTrace_ELBO: choose the route before epoch 1
+    if check is not None:
+        with forked_rng(module, device), context(), torch.no_grad():
+            check(step.model, step.guide, *first_batch(), num_data=step.num_data)
     if not reads_param_store(loss):
         return
     # compile now: the JIT's extra runs of the loss would otherwise draw in the first epoch run

@@ -164,7 +164,7 @@ def test_nan_loss_names_epoch_and_step_and_keeps_checkpoint(tmp_path, mnist_smal
     def poisoned(z):
         calls["n"] += 1
         out = decoder_forward(z)
-        return out * float("nan") if calls["n"] > 13 else out  # steps 1-10: epoch 1; step 4 of epoch 2 breaks
+        return out * float("nan") if calls["n"] > 14 else out  # check + 10 steps of epoch 1; step 4 of epoch 2 breaks
 
     vae.decoder.forward = poisoned
     with pytest.raises(TrainingDivergedError, match="at epoch 2, step 4"):

@@ -114,19 +114,20 @@ def poison_decoder_after(vae, calls_ok: int, grad_only: bool = False):
 def test_nan_gradient_on_the_last_step_of_an_epoch_is_caught_before_the_test_elbo(tmp_path):
     vae = tiny_vae()
     path = tmp_path / "c.pt"
-    calls = poison_decoder_after(vae, calls_ok=6 + 2 + 5, grad_only=True)  # epoch 1: 6 steps + 2 test batches
+    # fit's route check, epoch 1 (6 steps, 2 test batches), 5 steps of epoch 2
+    calls = poison_decoder_after(vae, calls_ok=1 + 6 + 2 + 5, grad_only=True)
     with pytest.raises(TrainingDivergedError, match=r"parameters became NaN or inf at epoch 2, between steps 1 and 6 "
                                                     r".*the last good checkpoint is .*c\.pt \(epoch 1\)"):
         fit(vae, data(), data(20, seed=2), epochs=3, batch_size=10, eval_batch_size=10, device="cpu",
             progress=False, checkpoint=path)
-    assert calls["n"] == 6 + 2 + 6  # it stopped after epoch 2's last step, before evaluating
+    assert calls["n"] == 1 + 6 + 2 + 6  # it stopped after epoch 2's last step, before evaluating
     payload = ckpt.read_checkpoint(path)
     assert payload["epoch"] == 1 and all(torch.isfinite(v).all() for v in payload["model_state"].values())
 
 
 def test_divergence_in_the_first_epoch_says_no_checkpoint_exists(tmp_path):
     vae = tiny_vae()
-    poison_decoder_after(vae, calls_ok=2)
+    poison_decoder_after(vae, calls_ok=1 + 2)  # fit's route check before epoch 1, then 2 steps
     path = tmp_path / "c.pt"
     with pytest.raises(TrainingDivergedError, match=r"at epoch 1, step 3; no checkpoint of this run has been written"):
         fit(vae, data(), epochs=2, batch_size=10, device="cpu", progress=False, checkpoint=path)
@@ -137,7 +138,7 @@ def test_a_resumed_run_names_the_checkpoint_it_resumed_from(tmp_path):
     path = tmp_path / "c.pt"
     fit(tiny_vae(), data(), epochs=2, batch_size=10, device="cpu", progress=False, checkpoint=path)
     vae = tiny_vae()
-    poison_decoder_after(vae, calls_ok=1)
+    poison_decoder_after(vae, calls_ok=1 + 1)  # fit's route check before the first epoch, then 1 step
     with pytest.raises(TrainingDivergedError, match=r"at epoch 3, step 2; the last good checkpoint is .* \(epoch 2\)"):
         fit(vae, data(), epochs=4, batch_size=10, device="cpu", progress=False, checkpoint=path, resume=True,
             check_every=1)

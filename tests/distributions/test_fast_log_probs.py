@@ -1,0 +1,76 @@
+"""BernoulliLogits, ReparamNormal and UnitNormal against torch's own formulas: values, gradients,
+broadcasting, dtypes and extreme logits."""
+
+from __future__ import annotations
+
+import math
+
+import pyro.distributions as dist
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pyrovae.distributions import BernoulliLogits, ReparamNormal, UnitNormal, bernoulli_log_prob
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 2e-6), (torch.float64, 1e-12)])
+def test_bernoulli_log_prob_is_minus_bce_with_logits_value_and_gradient(dtype, tol):
+    g = torch.Generator().manual_seed(0)
+    logits = (torch.randn(4, 30, 50, generator=g, dtype=dtype) * 12).requires_grad_()  # up to |l| ~ 60
+    x = torch.rand(30, 50, generator=g, dtype=dtype).bernoulli()  # broadcast against the leading 4
+    ours = bernoulli_log_prob(logits, x)
+    ref = -F.binary_cross_entropy_with_logits(*torch.broadcast_tensors(logits, x), reduction="none")
+    assert ours.shape == (4, 30, 50)
+    torch.testing.assert_close(ours, ref, rtol=tol, atol=tol * 10)
+    (g_ours,) = torch.autograd.grad(ours.sum(), logits)
+    (g_ref,) = torch.autograd.grad(ref.sum(), logits)
+    torch.testing.assert_close(g_ours, g_ref, rtol=tol, atol=tol)
+
+
+def test_bernoulli_log_prob_gradcheck_in_both_arguments():
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(5, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    x = torch.rand(5, 7, generator=g, dtype=torch.float64, requires_grad=True)  # grey levels, as a surrogate
+    assert torch.autograd.gradcheck(bernoulli_log_prob, (logits, x))
+
+
+def test_bernoulli_logits_is_pyros_bernoulli_with_the_fused_log_prob():
+    logits = torch.tensor([[-800.0, -3.0, 0.0, 3.0, 800.0]])
+    d = BernoulliLogits(logits=logits).to_event(1)
+    x = torch.tensor([[0.0, 1.0, 1.0, 0.0, 1.0]])
+    expected = dist.Bernoulli(logits=logits).to_event(1).log_prob(x)
+    torch.testing.assert_close(d.log_prob(x), expected)
+    assert torch.isfinite(d.log_prob(x)).all()  # |l| = 800: no overflow
+    assert isinstance(d.base_dist.expand((3, 5)), BernoulliLogits)
+    assert d.sample().shape == (1, 5) and d.mean.shape == (1, 5)
+    with pytest.raises(ValueError):
+        BernoulliLogits(logits=logits, validate_args=True).log_prob(torch.full((1, 5), 0.5 + 3))
+
+
+def test_reparam_normal_scores_its_own_draw_like_normal_and_any_other_value_too():
+    torch.manual_seed(0)
+    loc = torch.randn(6, 3, requires_grad=True)
+    scale = (torch.rand(6, 3) + 0.1).requires_grad_()
+    q = ReparamNormal(loc, scale)
+    torch.manual_seed(1)
+    z = q.rsample()
+    torch.manual_seed(1)
+    z_ref = dist.Normal(loc, scale).rsample()
+    torch.testing.assert_close(z, z_ref)  # the same draw as Normal's
+    ours, ref = q.log_prob(z), dist.Normal(loc, scale).log_prob(z_ref)
+    torch.testing.assert_close(ours, ref)
+    g_ours = torch.autograd.grad(ours.sum(), (loc, scale), allow_unused=True)  # loc: not in the graph at all
+    g_ref = torch.autograd.grad(ref.sum(), (loc, scale))  # total derivative along the draw
+    assert g_ours[0] is None and float(g_ref[0].abs().max()) < 1e-5  # d/d loc is zero along the draw
+    torch.testing.assert_close(g_ours[1], g_ref[1], rtol=1e-5, atol=1e-6)
+    other = torch.randn(6, 3)
+    torch.testing.assert_close(q.log_prob(other), dist.Normal(loc, scale).log_prob(other))
+    assert q.rsample((2,)).shape == (2, 6, 3)
+
+
+def test_unit_normal_matches_the_standard_normal_with_broadcasting():
+    d = UnitNormal(torch.zeros(3), torch.ones(3))
+    z = torch.randn(4, 3, requires_grad=True)
+    torch.testing.assert_close(d.log_prob(z), dist.Normal(0.0, 1.0).log_prob(z))
+    assert d.expand((5, 3)).log_prob(torch.zeros(3)).shape == (5, 3)
+    assert float(d.log_prob(torch.zeros(1))[0]) == pytest.approx(-0.5 * math.log(2 * math.pi))
