@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from pyro import distributions as dist
 
+from .._util.elementwise import fast_path, softplus_values
+
 __all__ = ["BernoulliLogits", "bernoulli_log_prob"]
 
 
@@ -37,9 +39,7 @@ class _FusedBernoulliLogProb(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(logits, value)
-        out = logits.abs().neg_().exp_().add_(1).log_()  # log(1 + exp(-|l|)), in [0, log 2]
-        out.add_(logits.clamp(min=0)).neg_()  # -softplus(l)
-        return out.addcmul_(value, logits)  # + x * l
+        return softplus_values(logits).neg_().addcmul_(value, logits)  # x * l - softplus(l)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -56,7 +56,7 @@ def bernoulli_log_prob(logits: torch.Tensor, value: torch.Tensor) -> torch.Tenso
     :param value: :math:`x`, broadcastable with ``logits``.
     :returns: the broadcast shape of the two.
     """
-    if logits.device.type != "cpu" or torch.jit.is_tracing():
+    if not fast_path(logits):
         logits, value = torch.broadcast_tensors(logits, value)
         return -F.binary_cross_entropy_with_logits(logits, value, reduction="none")
     if value.dtype != logits.dtype:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .functional import GaussianHead, mlp
+from .functional import GaussianHead, Softplus, mlp
 
 
 class ConditionalMLPEncoder(nn.Module):
@@ -27,7 +27,7 @@ class ConditionalMLPEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.x_shape, self.num_classes, self.z_dim = tuple(x_shape), num_classes, z_dim
-        self.body = nn.Sequential(mlp((math.prod(self.x_shape) + num_classes, *hidden)), nn.Softplus())
+        self.body = nn.Sequential(mlp((math.prod(self.x_shape) + num_classes, *hidden)), Softplus())
         self.head = GaussianHead(hidden[-1], z_dim)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
