@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["fast_path", "softplus_values"]
+__all__ = ["MIN_ELEMENTS", "fast_path", "softplus_values"]
+
+
+#: below this many elements the extra passes cost more (in per-op overhead) than they save
+MIN_ELEMENTS = 16384
 
 
 def fast_path(x: torch.Tensor) -> bool:
-    """Whether to use these kernels for ``x``: on the CPU, and not under ``torch.jit`` tracing
-    (on CUDA torch's own kernels are single fused launches already)."""
-    return x.device.type == "cpu" and not torch.jit.is_tracing()
+    """Whether to use these kernels for ``x``: on the CPU, for tensors of at least
+    :data:`MIN_ELEMENTS` values, and not under ``torch.jit`` tracing (on CUDA torch's own
+    kernels are single fused launches already)."""
+    return x.device.type == "cpu" and x.numel() >= MIN_ELEMENTS and not torch.jit.is_tracing()
 
 
 def softplus_values(x: torch.Tensor) -> torch.Tensor:

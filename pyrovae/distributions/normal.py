@@ -36,8 +36,10 @@ _NO_SHAPE = torch.Size()
 
 def _to_batch(log_p: torch.Tensor, batch_shape: torch.Size) -> torch.Tensor:
     # the broadcast of the value's shape and the distribution's batch shape, as Normal.log_prob gives
-    shape = torch.broadcast_shapes(log_p.shape, batch_shape)
-    return log_p if log_p.shape == shape else log_p.expand(shape)
+    n = len(batch_shape)
+    if log_p.dim() >= n and log_p.shape[log_p.dim() - n:] == batch_shape:
+        return log_p  # the batch shape is already the trailing part (the usual case: no broadcast needed)
+    return log_p.expand(torch.broadcast_shapes(log_p.shape, batch_shape))
 
 
 class ReparamNormal(dist.Normal):

@@ -10,17 +10,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from pyrovae._util.elementwise import fast_path
 from pyrovae.distributions import BernoulliLogits, ReparamNormal, UnitNormal, bernoulli_log_prob
+from pyrovae.distributions.bernoulli import _FusedBernoulliLogProb
+from pyrovae.nets.functional import softplus
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 2e-6), (torch.float64, 1e-12)])
 def test_bernoulli_log_prob_is_minus_bce_with_logits_value_and_gradient(dtype, tol):
     g = torch.Generator().manual_seed(0)
-    logits = (torch.randn(4, 30, 50, generator=g, dtype=dtype) * 12).requires_grad_()  # up to |l| ~ 60
-    x = torch.rand(30, 50, generator=g, dtype=dtype).bernoulli()  # broadcast against the leading 4
+    logits = (torch.randn(8, 40, 60, generator=g, dtype=dtype) * 12).requires_grad_()  # up to |l| ~ 60
+    x = torch.rand(40, 60, generator=g, dtype=dtype).bernoulli()  # broadcast against the leading 8
+    assert fast_path(logits)  # large enough for the fused kernel
     ours = bernoulli_log_prob(logits, x)
     ref = -F.binary_cross_entropy_with_logits(*torch.broadcast_tensors(logits, x), reduction="none")
-    assert ours.shape == (4, 30, 50)
+    assert ours.shape == (8, 40, 60)
     torch.testing.assert_close(ours, ref, rtol=tol, atol=tol * 10)
     (g_ours,) = torch.autograd.grad(ours.sum(), logits)
     (g_ref,) = torch.autograd.grad(ref.sum(), logits)
@@ -31,7 +35,8 @@ def test_bernoulli_log_prob_gradcheck_in_both_arguments():
     g = torch.Generator().manual_seed(1)
     logits = torch.randn(5, 7, generator=g, dtype=torch.float64, requires_grad=True)
     x = torch.rand(5, 7, generator=g, dtype=torch.float64, requires_grad=True)  # grey levels, as a surrogate
-    assert torch.autograd.gradcheck(bernoulli_log_prob, (logits, x))
+    assert torch.autograd.gradcheck(_FusedBernoulliLogProb.apply, (logits, x))
+    assert torch.autograd.gradcheck(bernoulli_log_prob, (logits, x))  # torch's kernel, for small tensors
 
 
 def test_bernoulli_logits_is_pyros_bernoulli_with_the_fused_log_prob():
@@ -74,3 +79,14 @@ def test_unit_normal_matches_the_standard_normal_with_broadcasting():
     torch.testing.assert_close(d.log_prob(z), dist.Normal(0.0, 1.0).log_prob(z))
     assert d.expand((5, 3)).log_prob(torch.zeros(3)).shape == (5, 3)
     assert float(d.log_prob(torch.zeros(1))[0]) == pytest.approx(-0.5 * math.log(2 * math.pi))
+
+
+@pytest.mark.parametrize("shape", [(4, 5), (200, 400)])  # torch's kernel below MIN_ELEMENTS, ours above
+def test_softplus_matches_torch_value_and_gradient_with_extremes(shape):
+    g = torch.Generator().manual_seed(2)
+    x = (torch.randn(shape, generator=g) * 30).requires_grad_()
+    x.data[0, :3] = torch.tensor([-1e4, 0.0, 1e4])
+    ours, ref = softplus(x), F.softplus(x)
+    torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(torch.autograd.grad(ours.sum(), x)[0], torch.autograd.grad(ref.sum(), x)[0])
+    assert torch.isfinite(ours).all()
