@@ -8,6 +8,7 @@ full N, so the averaged gradient is that of one 2B-batch estimate).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyro
@@ -223,3 +224,37 @@ def test_probe_finds_unused_parameters_and_written_buffers_and_undoes_itself():
     assert torch.equal(torch.get_rng_state(), rng)  # its draws came from a forked RNG
     assert all(torch.equal(v, toy.state_dict()[k]) for k, v in buffers.items())  # running statistics restored
     assert torch.equal(toy.used.weight.grad, torch.full_like(toy.used.weight, 7.0)) and toy.used.bias.grad is None
+
+
+# -- two nodes on this machine: two torchrun launchers, one rendezvous on 127.0.0.1 -------------------
+
+def test_two_torchrun_launchers_as_two_nodes_train_one_model(tmp_path, mnist):
+    import os
+    import subprocess
+    import sys
+
+    from pyrovae.cli.distributed import free_port
+
+    root = Path(__file__).resolve().parents[2]
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+              "--master_addr", "127.0.0.1", "--master_port", str(port)]
+    job = ["-m", "pyrovae.distributed", "--epochs", "1", "--batch-size", "25", "--subset", "200",
+           "--test-subset", "50", "--hidden", "16", "--z-dim", "4", "--out", str(tmp_path)]
+    nodes = [subprocess.Popen([*launch, "--node_rank", str(r), *job], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env, cwd=tmp_path) for r in (1, 0)]
+    try:
+        outputs = [node.communicate(timeout=300) for node in nodes]
+    finally:
+        for node in nodes:
+            node.kill()
+    for node, (_, err) in zip(nodes, outputs):
+        assert node.returncode == 0, err[-3000:]
+    lines = [json.loads(line) for line in outputs[1][0].splitlines() if line.startswith("{")]  # node 0 prints
+    assert [row["world"] for row in lines] == [2]
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert (r0["rank"], r1["rank"], r0["world"], r1["world"]) == (0, 1, 2, 2)
+    for k, v in r0["state_dict"].items():
+        assert torch.equal(v, r1["state_dict"][k]), k
+    assert r0["history"]["train_elbo"] == r1["history"]["train_elbo"] == [lines[0]["train_elbo"]]
