@@ -170,8 +170,11 @@ def wrap_ddp(module: torch.nn.Module, *, find_unused_parameters: bool = False, s
     :returns: the wrapped module; call it as the module, then ``backward`` its output.
     """
     device = next(module.parameters()).device
-    kwargs: dict = {"find_unused_parameters": find_unused_parameters, "bucket_cap_mb": bucket_cap_mb}
-    # torch 2.13 renamed broadcast_buffers (per forward) to forward_sync_buffers; both sync at construction
+    kwargs: dict = {"find_unused_parameters": find_unused_parameters}
+    if bucket_cap_mb is not None:  # older torch takes no None here
+        kwargs["bucket_cap_mb"] = bucket_cap_mb
+    # torch 2.13 renamed broadcast_buffers (per forward) to forward_sync_buffers, which leaves the
+    # construction's sync of the buffers alone; the old flag set to False skips the buffers there too
     key = "forward_sync_buffers" if "forward_sync_buffers" in _ddp_arguments() else "broadcast_buffers"
     kwargs[key] = sync_buffers
     if key == "broadcast_buffers" and not sync_buffers:
