@@ -20,6 +20,8 @@ CASES = {
     "loglik_speed": ["--n", "20", "--loop-n", "4", "--samples", "8", "--train-n", "200", "--threads", "1",
                      "--device", "cpu"],
     "mixture_speed": ["--points", "50", "--samples", "4", "--reps", "1", "--threads", "1"],
+    # fresh processes per route: one rank, then two over gloo (DDP, and the flat all-reduce fallback)
+    "ddp_speed": ["--subset", "800", "--batch-size", "100", "--epochs", "1", "--reps", "1", "--threads", "1"],
 }
 
 
@@ -81,3 +83,23 @@ def test_gpu_check_steps_call_real_scripts_with_flags_they_accept(tmp_path):
         build_parser().parse_args(argv)
     for path in steps["cuda_tests"][0][5:7]:
         assert (ROOT / path).is_file(), path
+
+
+def test_ddp_speed_alternates_routes_and_divides_by_the_single_rank(monkeypatch):
+    bench = _load("ddp_speed")
+    calls, speeds = [], {"single": [100.0, 300.0], "ddp": [150.0, 510.0], "allreduce": [120.0, 390.0]}
+
+    def measure(route, ranks, opts):
+        calls.append(route)
+        rate = speeds[route][len([c for c in calls if c == route]) - 1]
+        return {"ranks": 1 if route == "single" else ranks, "examples": 1000, "seconds": 1000 / rate,
+                "examples_per_s": rate, "ms_per_step": 1.0}
+
+    monkeypatch.setattr(bench, "measure", measure)
+    report = bench.main(bench.parse_args(["--reps", "2"]))
+    assert calls == ["single", "ddp", "allreduce", "allreduce", "ddp", "single"]  # order alternated
+    summary = report["summary"]
+    assert summary["ddp"]["ranks"] == 2 and summary["single"]["ranks"] == 1
+    assert summary["ddp"]["ratio_best"] == pytest.approx(510 / 300)
+    assert summary["allreduce"]["ratio_median"] == pytest.approx(255 / 200)
+    assert "| ddp | 2 | 510 |" in bench.format_table(report)

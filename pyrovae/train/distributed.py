@@ -9,20 +9,42 @@ rank's minibatch loss is already an unbiased estimate of the full-data negative 
     -\mathcal{L} \approx -\frac{N}{B}\sum_{n \in \text{local batch}}
         \Big(\log p(x_n|z_n) + \log p(z_n) - \log q(z_n|x_n)\Big).
 
-The gradients of ``R`` such estimates are therefore **averaged** (not summed) across ranks with
-one ``all_reduce`` per step over a flat buffer of the module's gradients. The result is the
-gradient of a single estimate with batch ``R * B``: a world of ``R`` ranks with local batch
-``B`` follows the same trajectory, in distribution, as one process with batch ``R * B``.
-Every rank starts from rank 0's parameters and applies the same averaged gradient with the
-same optimiser, so parameters stay identical across ranks; only the Monte Carlo noise (data
-binarisation and z draws) differs per rank.
+The gradients of ``R`` such estimates are therefore **averaged** (not summed) across ranks.
+The result is the gradient of a single estimate with batch ``R * B``: a world of ``R`` ranks
+with local batch ``B`` follows the same trajectory, in distribution, as one process with batch
+``R * B``. Every rank starts from rank 0's parameters and applies the same averaged gradient
+with the same optimiser, so parameters stay identical across ranks; only the Monte Carlo noise
+(data binarisation and z draws) differs per rank.
 
-Launch with ``torchrun`` (``gloo`` on CPU, ``nccl`` on GPU)::
+**The engine** is torch's :class:`~torch.nn.parallel.DistributedDataParallel` (ref. 1), built by
+:func:`wrap_ddp` around a :class:`~pyrovae.train.elbo_module.ELBOModule` (whose ``forward`` is
+the loss) and driven by :class:`~pyrovae.train.ddp_step.DDPStep`. DDP groups the gradients
+into buckets and all-reduces each bucket as soon as the backward pass has filled it, so the
+communication overlaps the rest of the backward pass. An ELBO with only ``loss_and_grads``
+(Pyro's ``TraceGraph_ELBO``, ``RenyiELBO``, ``ReweightedWakeSleep``) cannot hand its gradient
+to DDP through a forward pass; for those, :func:`average_gradients` averages the gradients
+with one flat ``all_reduce`` after the backward pass (same result, no overlap).
+
+Launch with ``torchrun`` (``gloo`` on CPU, ``nccl`` on GPU). On one machine::
 
     torchrun --standalone --nproc_per_node=2 -m pyrovae.distributed --epochs 1 --batch-size 50
 
-or, without ``torchrun``, with :func:`spawn_local` (what the tests do). The training loop is
-:func:`pyrovae.train.fit` with ``distributed=True``.
+On two machines (``--nnodes 2``), one launcher per machine, each told its ``--node_rank`` and
+the address of node 0, where the rendezvous is held (any free port)::
+
+    # on node 0 (address 10.0.0.1)
+    torchrun --nnodes 2 --nproc_per_node 1 --node_rank 0 --master_addr 10.0.0.1 --master_port 29500 \
+        -m pyrovae.distributed --epochs 1 --batch-size 256
+    # on node 1
+    torchrun --nnodes 2 --nproc_per_node 1 --node_rank 1 --master_addr 10.0.0.1 --master_port 29500 \
+        -m pyrovae.distributed --epochs 1 --batch-size 256
+
+(or, with a c10d rendezvous, the same command on every node: ``torchrun --nnodes 2
+--nproc_per_node 1 --rdzv_backend c10d --rdzv_endpoint 10.0.0.1:29500 --rdzv_id myjob -m
+pyrovae.distributed ...``). ``benchmarks/two_node_demo.sh`` runs both launchers on this
+machine with ``--master_addr 127.0.0.1``. Without ``torchrun``,
+:func:`pyrovae.cli.distributed.spawn_local` starts the ranks itself (what the tests do). The
+training loop is :func:`pyrovae.train.fit` with ``distributed=True``.
 
 References:
 
@@ -33,18 +55,22 @@ References:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 __all__ = [
+    "any_rank",
     "average_gradients",
     "broadcast_parameters",
     "default_backend",
     "mean_across_ranks",
     "rank_and_world",
     "shard",
+    "wrap_ddp",
 ]
 
 
@@ -111,3 +137,52 @@ def mean_across_ranks(value: torch.Tensor) -> torch.Tensor:
 def default_backend(device: str) -> str:
     """``nccl`` for CUDA, ``gloo`` otherwise."""
     return "nccl" if str(device).startswith("cuda") else "gloo"
+
+
+def any_rank(flag: bool, device: torch.device | str = "cpu") -> bool:
+    """Whether ``flag`` holds on at least one rank (one ``all_reduce`` with ``MAX``), so that
+    every rank takes the same decision.
+
+    :param flag: this rank's answer.
+    :param device: where the backend can reduce (``cuda`` for ``nccl``).
+    """
+    t = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def wrap_ddp(module: torch.nn.Module, *, find_unused_parameters: bool = False, sync_buffers: bool = False,
+             bucket_cap_mb: float | None = None) -> DistributedDataParallel:
+    """``module`` in a :class:`~torch.nn.parallel.DistributedDataParallel` on the device it lives on.
+
+    DDP's constructor broadcasts rank 0's parameters and buffers to every rank; its backward
+    all-reduces the gradients in buckets (``bucket_cap_mb``, DDP's 25 MiB when ``None``, the
+    first bucket 1 MiB) as they become ready, overlapped with the rest of the backward pass.
+
+    :param module: the module to wrap, all on one device (CPU: ``device_ids=None`` and gloo;
+        CUDA: ``device_ids=[its device]``).
+    :param find_unused_parameters: let DDP search the graph after every forward for parameters
+        that get no gradient (costs a graph traversal per step; needed only when some do not).
+    :param sync_buffers: broadcast rank 0's buffers at every forward (needed only for buffers
+        that the training step writes, e.g. batch-norm running statistics; one more collective
+        per step).
+    :param bucket_cap_mb: the gradient bucket size in MiB.
+    :returns: the wrapped module; call it as the module, then ``backward`` its output.
+    """
+    device = next(module.parameters()).device
+    kwargs: dict = {"find_unused_parameters": find_unused_parameters}
+    if bucket_cap_mb is not None:  # older torch takes no None here
+        kwargs["bucket_cap_mb"] = bucket_cap_mb
+    # torch 2.13 renamed broadcast_buffers (per forward) to forward_sync_buffers, which leaves the
+    # construction's sync of the buffers alone; the old flag set to False skips the buffers there too
+    key = "forward_sync_buffers" if "forward_sync_buffers" in _ddp_arguments() else "broadcast_buffers"
+    kwargs[key] = sync_buffers
+    if key == "broadcast_buffers" and not sync_buffers:
+        broadcast_parameters(module)  # the old flag also leaves the buffers out of the construction's sync
+    device_ids = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=device_ids, **kwargs)
+
+
+def _ddp_arguments() -> set[str]:
+    return set(inspect.signature(DistributedDataParallel.__init__).parameters)

@@ -2,8 +2,11 @@
 
 - :class:`TorchStep`: a ``torch.optim`` optimiser over the module's parameters. The loss is
   the ELBO's ``differentiable_loss`` (backpropagated here) or, for an ELBO without one, its
-  ``loss_and_grads``. With several ranks the gradients are averaged before the update. The
-  returned loss stays on the device: no host synchronisation per step.
+  ``loss_and_grads``. The returned loss stays on the device: no host synchronisation per step.
+- With several ranks, :func:`make_step` returns a :class:`~pyrovae.train.ddp_step.DDPStep`
+  (torch's DistributedDataParallel averages the gradients during the backward pass) for an
+  ELBO with ``differentiable_loss``, and otherwise a :class:`TorchStep` that averages them with
+  one flat all-reduce after ``loss_and_grads`` (:func:`~pyrovae.train.distributed.average_gradients`).
 - :class:`SVIStep`: a ``pyro.optim`` optimiser, i.e. ``SVI.step`` (which returns a float).
 
 A step is called with the batch's model arguments, ``step(x)`` or ``step(x, y)``; the
@@ -20,6 +23,8 @@ from pyro.infer import ELBO, SVI
 from pyro.optim import PyroOptim
 
 from . import distributed as ddp
+from .ddp_step import DDPStep
+from .elbo_module import ELBOModule
 
 __all__ = ["SVIStep", "TorchStep", "default_adam", "make_step"]
 
@@ -98,9 +103,10 @@ class SVIStep:
 
 
 def make_step(module: torch.nn.Module, loss: ELBO, optim: PyroOptim | TorchFactory | None, lr: float, *,
-              num_data: int, world: int = 1, clip_grad_norm: float | None = None) -> TorchStep | SVIStep:
+              num_data: int, world: int = 1, clip_grad_norm: float | None = None) -> TorchStep | SVIStep | DDPStep:
     """The step for ``optim``: :class:`SVIStep` for a ``pyro.optim`` optimiser, else
-    :class:`TorchStep` with ``optim(params)`` or :func:`default_adam`.
+    :class:`TorchStep` with ``optim(params)`` or :func:`default_adam`; with ``world > 1`` and an
+    ELBO with ``differentiable_loss``, a :class:`~pyrovae.train.ddp_step.DDPStep` with that optimiser.
 
     :param module: the trained module, with ``model`` and ``guide`` methods.
     :raises ValueError: for a ``pyro.optim`` optimiser with ``world > 1`` or ``clip_grad_norm``.
@@ -115,5 +121,9 @@ def make_step(module: torch.nn.Module, loss: ELBO, optim: PyroOptim | TorchFacto
         return SVIStep(model, guide, loss, optim, num_data=num_data)
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = optim(params) if optim is not None else default_adam(params, lr)
+    if world > 1 and hasattr(loss, "differentiable_loss"):
+        return DDPStep(ELBOModule(module, loss, num_data=num_data, model=model, guide=guide), optimizer, params,
+                       clip_grad_norm=clip_grad_norm)
+    # one process; or an ELBO with only loss_and_grads, whose gradients TorchStep averages after the backward pass
     return TorchStep(model, guide, loss, optimizer, params, num_data=num_data, world=world,
                      clip_grad_norm=clip_grad_norm)

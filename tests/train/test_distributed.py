@@ -8,13 +8,20 @@ full N, so the averaged gradient is that of one 2B-batch estimate).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pyro
+import pytest
 import torch
 
 from pyrovae import distributed as ddp
 from pyrovae.data import load_mnist
+from pyrovae.infer import ReparamTrace_ELBO
 from pyrovae.models import build_vae
-from pyrovae.train import fit
+from pyrovae.train import TrainConfig, Trainer, fit, load_checkpoint
+from pyrovae.train.ddp_step import probe_usage
+from pyrovae.train.elbo_module import ELBOModule
 
 N_TRAIN, N_TEST, LOCAL_BATCH, EPOCHS = 800, 200, 25, 3
 NET = {"hidden": (64,), "z_dim": 8}
@@ -51,3 +58,203 @@ def test_two_gloo_ranks_match_one_process_with_twice_the_batch(tmp_path):
     for a, b in zip(r0["history"]["train_elbo"], single.train_elbo):
         assert abs(a - b) < 5.0, (r0["history"]["train_elbo"], single.train_elbo)
     assert r0["history"]["test_elbo"][-1] > r0["history"]["test_elbo"][0]
+
+
+# -- the DDP engine, several scenarios in one pair of spawned gloo processes -----------------------
+
+SMALL = {"hidden": (16,), "z_dim": 4}
+PER_RANK, SMALL_BATCH = 100, 25
+
+
+def _small_vae(kind: str) -> torch.nn.Module:
+    pyro.set_rng_seed(1 + len(kind))  # a different initialisation per scenario; rank 0's is broadcast anyway
+    pyro.clear_param_store()  # a frozen parameter is not pushed to the store: it would adopt the last run's value
+    vae = build_vae(**SMALL)
+    if kind == "unused_and_frozen":
+        vae.spare = torch.nn.Linear(3, 3)  # a part the loss never uses: no gradient, ever
+        vae.encoder.body[0].bias.requires_grad_(False)  # frozen: neither trained nor reduced
+    elif kind == "batchnorm":  # running statistics: buffers that every training step writes
+        vae.encoder.body = torch.nn.Sequential(*vae.encoder.body, torch.nn.BatchNorm1d(SMALL["hidden"][-1]))
+    return vae
+
+
+def _train(kind: str, x: torch.Tensor, out: Path, rank: int, loss=None) -> dict:
+    from torch.nn.parallel import DistributedDataParallel
+
+    vae = _small_vae(kind)
+    if rank == 1:  # a different start on rank 1: DDP (or the fallback's broadcast) must replace it by rank 0's
+        with torch.no_grad():
+            for p in vae.parameters():
+                p.add_(1.0)
+    frozen = vae.encoder.body[0].bias.detach().clone()
+    config = TrainConfig(epochs=2, batch_size=SMALL_BATCH, progress=False, seed=3)
+    trainer = Trainer(vae, config, loss=loss, device="cpu", distributed=True,
+                      checkpoint=out / f"{kind}-written-by-rank{rank}.pt")
+    trainer.prepare(x).run()
+    step = trainer.step
+    return {"step": type(step).__name__, "ddp": isinstance(getattr(step, "engine", None), DistributedDataParallel),
+            "find_unused": getattr(step, "find_unused_parameters", None), "sync": getattr(step, "sync_buffers", None),
+            "params": {n: p.detach().clone() for n, p in vae.named_parameters()},
+            "frozen_before": frozen, "state": {k: v.detach().clone() for k, v in vae.state_dict().items()},
+            "train_elbo": trainer.history.train_elbo}
+
+
+def _scenarios(rank: int, world: int, port: int, out: str) -> None:
+    import datetime
+    import os
+
+    import torch.distributed as dist
+    from pyro.infer import TraceGraph_ELBO
+
+    import pyrovae.train.distributed as collectives
+
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=120))
+    flat_calls = []
+    flat = collectives.average_gradients
+    collectives.average_gradients = lambda params: (flat_calls.append(1), flat(params))[1]
+    try:
+        train, _ = load_mnist()
+        x = train.images[: world * PER_RANK]
+        results = {kind: _train(kind, x, Path(out), rank) for kind in ("plain", "unused_and_frozen", "batchnorm")}
+        results["plain"]["flat_calls"] = len(flat_calls)
+        results["loss_and_grads_only"] = _train("loss_and_grads_only", x, Path(out), rank, loss=TraceGraph_ELBO())
+        results["loss_and_grads_only"]["flat_calls"] = len(flat_calls)
+        torch.save(results, Path(out) / f"scenarios{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def scenarios(tmp_path_factory, mnist):
+    import torch.multiprocessing as mp
+
+    from pyrovae.cli.distributed import free_port
+
+    out = tmp_path_factory.mktemp("ddp")
+    mp.start_processes(_scenarios, args=(2, free_port(), str(out)), nprocs=2, join=True, start_method="spawn")
+    return out, [torch.load(out / f"scenarios{r}.pt") for r in (0, 1)]
+
+
+def test_fit_runs_on_ddp_with_parameters_identical_across_ranks(scenarios):
+    _, (r0, r1) = scenarios
+    for kind in ("plain", "unused_and_frozen", "batchnorm"):
+        assert r0[kind]["step"] == "DDPStep" and r0[kind]["ddp"] and r1[kind]["ddp"], kind
+        for name, p in r0[kind]["params"].items():
+            assert torch.equal(p, r1[kind]["params"][name]), (kind, name)  # rank 1's +1 start is gone
+        assert r0[kind]["train_elbo"] == r1[kind]["train_elbo"], kind  # the all-reduced epoch ELBO
+    assert r0["plain"]["flat_calls"] == 0  # DDP averaged the gradients, not the flat all-reduce
+    # the default VAE's buffers (its prior's loc and scale) never change: identical as well
+    assert all(torch.equal(v, r1["plain"]["state"][k]) for k, v in r0["plain"]["state"].items())
+
+
+def test_ddp_settings_follow_what_the_loss_uses(scenarios):
+    _, (r0, r1) = scenarios
+    for r in (r0, r1):  # every rank takes the same decision
+        assert (r["plain"]["find_unused"], r["plain"]["sync"]) == (False, False)
+        assert (r["unused_and_frozen"]["find_unused"], r["unused_and_frozen"]["sync"]) == (True, False)
+        assert (r["batchnorm"]["find_unused"], r["batchnorm"]["sync"]) == (False, True)
+    frozen = r0["unused_and_frozen"]
+    assert torch.equal(frozen["params"]["encoder.body.0.bias"], frozen["frozen_before"])  # rank 0's: untouched
+    assert torch.equal(r1["unused_and_frozen"]["params"]["encoder.body.0.bias"], frozen["frozen_before"])
+
+
+def test_an_elbo_without_differentiable_loss_falls_back_to_the_flat_all_reduce(scenarios):
+    _, (r0, r1) = scenarios
+    fallback = r0["loss_and_grads_only"]
+    assert fallback["step"] == "TorchStep" and not fallback["ddp"]
+    assert fallback["flat_calls"] == 2 * (PER_RANK // SMALL_BATCH)  # one per step: 2 epochs of 4 steps
+    for name, p in fallback["params"].items():
+        assert torch.equal(p, r1["loss_and_grads_only"]["params"][name]), name
+
+
+def test_only_rank_0_writes_checkpoints_and_they_load_in_one_process(scenarios):
+    out, (r0, _) = scenarios
+    for kind in ("plain", "unused_and_frozen", "batchnorm", "loss_and_grads_only"):
+        assert (out / f"{kind}-written-by-rank0.pt").is_file(), kind
+        assert not (out / f"{kind}-written-by-rank1.pt").exists(), kind
+    vae, payload = load_checkpoint(out / "plain-written-by-rank0.pt")  # a fresh VAE, no process group
+    assert set(payload["model_state"]) == set(r0["plain"]["state"])  # the VAE's own keys: no "module." prefix
+    assert not any(k.startswith(("module.", "vae.")) for k in payload["model_state"])
+    for k, v in vae.state_dict().items():
+        assert torch.equal(v, r0["plain"]["state"][k]), k
+
+
+# -- pieces that need no process group ------------------------------------------------------------
+
+def test_elbo_module_forward_is_the_elbos_differentiable_loss():
+    vae, x = build_vae(**SMALL), load_mnist()[0].images[:8].bernoulli()
+    elbo = ReparamTrace_ELBO()
+    module = ELBOModule(vae, elbo, num_data=1000)
+    assert {n for n, _ in module.named_parameters()} == {f"vae.{n}" for n, _ in vae.named_parameters()}
+    pyro.set_rng_seed(5)
+    got = module(x)
+    pyro.set_rng_seed(5)
+    want = elbo.differentiable_loss(vae.model, vae.guide, x, num_data=1000)
+    assert got.requires_grad and torch.equal(got, want)
+
+
+def test_elbo_module_refuses_an_elbo_with_only_loss_and_grads():
+    from pyro.infer import TraceGraph_ELBO
+
+    with pytest.raises(TypeError, match=r"TraceGraph_ELBO has no differentiable_loss.*flat all-reduce"):
+        ELBOModule(build_vae(**SMALL), TraceGraph_ELBO(), num_data=10)
+
+
+class _Toy(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.used, self.spare, self.norm = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3)
+        self.frozen = torch.nn.Parameter(torch.ones(3), requires_grad=False)
+        self.register_buffer("constant", torch.zeros(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.norm(self.used(x)) * self.frozen + torch.randn(3)).square().sum()
+
+
+def test_probe_finds_unused_parameters_and_written_buffers_and_undoes_itself():
+    toy, x = _Toy(), torch.randn(6, 4)
+    toy.used.weight.grad = torch.full_like(toy.used.weight, 7.0)  # a gradient that was there before
+    buffers = {k: v.clone() for k, v in toy.state_dict().items() if "norm" in k}
+    rng = torch.get_rng_state()
+    usage = probe_usage(toy, (x,))
+    assert usage.unused == ["spare.weight", "spare.bias"]  # frozen is not trained, so not listed
+    assert set(usage.written_buffers) == {"norm.running_mean", "norm.running_var", "norm.num_batches_tracked"}
+    assert torch.equal(torch.get_rng_state(), rng)  # its draws came from a forked RNG
+    assert all(torch.equal(v, toy.state_dict()[k]) for k, v in buffers.items())  # running statistics restored
+    assert torch.equal(toy.used.weight.grad, torch.full_like(toy.used.weight, 7.0)) and toy.used.bias.grad is None
+
+
+# -- two nodes on this machine: two torchrun launchers, one rendezvous on 127.0.0.1 -------------------
+
+def test_two_torchrun_launchers_as_two_nodes_train_one_model(tmp_path, mnist):
+    import os
+    import subprocess
+    import sys
+
+    from pyrovae.cli.distributed import free_port
+
+    root = Path(__file__).resolve().parents[2]
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+              "--master_addr", "127.0.0.1", "--master_port", str(port)]
+    job = ["-m", "pyrovae.distributed", "--epochs", "1", "--batch-size", "25", "--subset", "200",
+           "--test-subset", "50", "--hidden", "16", "--z-dim", "4", "--out", str(tmp_path)]
+    nodes = [subprocess.Popen([*launch, "--node_rank", str(r), *job], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env, cwd=tmp_path) for r in (1, 0)]
+    try:
+        outputs = [node.communicate(timeout=300) for node in nodes]
+    finally:
+        for node in nodes:
+            node.kill()
+    for node, (_, err) in zip(nodes, outputs):
+        assert node.returncode == 0, err[-3000:]
+    lines = [json.loads(line) for line in outputs[1][0].splitlines() if line.startswith("{")]  # node 0 prints
+    assert [row["world"] for row in lines] == [2]
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert (r0["rank"], r1["rank"], r0["world"], r1["world"]) == (0, 1, 2, 2)
+    for k, v in r0["state_dict"].items():
+        assert torch.equal(v, r1["state_dict"][k]), k
+    assert r0["history"]["train_elbo"] == r1["history"]["train_elbo"] == [lines[0]["train_elbo"]]

@@ -1,0 +1,181 @@
+"""Data-parallel training throughput: one rank against two ranks, in one run.
+
+Every measurement starts fresh processes (``torch.multiprocessing``, ``spawn``), each with
+``--threads`` torch threads, and trains ``build_vae(hidden=(400,), z_dim=50)`` (Bernoulli,
+dynamic binarisation, Adam 1e-3, the default ``loss="trace"``) with :func:`pyrovae.fit` on the
+first ``--subset`` MNIST training images, at ``--batch-size`` examples per step *per rank*:
+
+- ``single``: one process, ``fit(distributed=False)``;
+- ``ddp``: ``--ranks`` processes over gloo on 127.0.0.1, ``fit(distributed=True)``, whose
+  engine is torch's DistributedDataParallel (gradients all-reduced in buckets, overlapped with
+  the backward pass);
+- ``allreduce`` (optional): the same ranks, with the same estimator behind an ELBO that has
+  only ``loss_and_grads``, which sends ``fit`` down its fallback: one flat all-reduce of all
+  gradients after the backward pass (the engine before DDP).
+
+Each rank trains on its ``1 / ranks`` shard, so one epoch is the same ``--subset`` examples on
+every route. The first ``--warmup-epochs`` epochs are not timed (they build DDP, compile
+nothing, warm the allocator); the time is the sum of the steps' wall time of the other epochs
+(``History.seconds``, which leaves out evaluation), the slowest rank's. Throughput is
+``examples trained / time``, over all ranks. The routes run ``--reps`` times, in alternating
+order; the report gives the best and the median of each and their ratios to ``single``.
+
+Run::
+
+    python benchmarks/ddp_speed.py --json benchmarks/results/ddp_speed_cpu.json   # 1 x 1 thread vs 2 x 1 thread
+    python benchmarks/ddp_speed.py --subset 2000 --epochs 1 --reps 1              # a tiny smoke run
+
+References:
+
+1. Li, S. et al. (2020). PyTorch Distributed: Experiences on Accelerating Data Parallel
+   Training. VLDB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import pyro
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from pyrovae.cli.distributed import free_port
+from pyrovae.data import load_mnist
+from pyrovae.infer import ReparamTrace_ELBO
+from pyrovae.models import build_vae
+from pyrovae.train import fit
+
+ROUTES = ("single", "ddp", "allreduce")
+
+
+class LossAndGradsOnly:
+    """:class:`~pyrovae.infer.ReparamTrace_ELBO`'s estimator with only ``loss_and_grads``, as an
+    ELBO like Pyro's ``TraceGraph_ELBO`` has: ``fit(distributed=True)`` then averages the
+    gradients with one flat all-reduce after the backward pass instead of DDP."""
+
+    def __init__(self) -> None:
+        self.inner = ReparamTrace_ELBO()
+
+    def loss(self, model, guide, *args, **kwargs) -> float:
+        with torch.no_grad():
+            return float(self.inner.differentiable_loss(model, guide, *args, **kwargs))
+
+    def loss_and_grads(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        value = self.inner.differentiable_loss(model, guide, *args, **kwargs)
+        value.backward()
+        return value.detach()  # a device tensor, like the DDP route: no host sync per step
+
+
+def _rank(rank: int, world: int, port: int, route: str, opts: dict, out: str) -> None:
+    torch.set_num_threads(opts["threads"])
+    if route != "single":
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=300))
+    try:
+        pyro.set_rng_seed(0)
+        pyro.clear_param_store()
+        train, _ = load_mnist()
+        x = train.images[: opts["subset"]] if opts["subset"] else train.images
+        loss = LossAndGradsOnly() if route == "allreduce" else None
+        history = fit(build_vae(hidden=(400,), z_dim=50), x, epochs=opts["warmup_epochs"] + opts["epochs"],
+                      batch_size=opts["batch_size"], loss=loss, device="cpu", progress=False, seed=opts["seed"],
+                      distributed=route != "single")
+        record = {"rank": rank, "examples_per_epoch": len(x) // world, "seconds": history.seconds}
+        Path(out, f"{route}-rank{rank}.json").write_text(json.dumps(record))
+    finally:
+        if route != "single":
+            dist.destroy_process_group()
+
+
+def measure(route: str, ranks: int, opts: dict) -> dict:
+    """Train once on ``route`` in fresh processes; returns the examples, the timed seconds and
+    the throughput (examples/s over all ranks)."""
+    world = 1 if route == "single" else ranks
+    with tempfile.TemporaryDirectory() as out:
+        mp.start_processes(_rank, args=(world, free_port(), route, opts, out), nprocs=world, join=True,
+                           start_method="spawn")
+        records = [json.loads(Path(out, f"{route}-rank{r}.json").read_text()) for r in range(world)]
+    warm = opts["warmup_epochs"]
+    seconds = max(sum(r["seconds"][warm:]) for r in records)  # the slowest rank's steps
+    examples = sum(r["examples_per_epoch"] for r in records) * opts["epochs"]
+    steps = -(-records[0]["examples_per_epoch"] // opts["batch_size"]) * opts["epochs"]
+    return {"ranks": world, "examples": examples, "seconds": seconds, "examples_per_s": examples / seconds,
+            "ms_per_step": 1e3 * seconds / steps}
+
+
+def load_average() -> list[float] | None:
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None
+
+
+def main(args: argparse.Namespace) -> dict:
+    opts = {k: getattr(args, k) for k in ("threads", "subset", "batch_size", "epochs", "warmup_epochs", "seed")}
+    chosen = [r for r in args.routes.split(",") if r]
+    if set(chosen) - set(ROUTES) or "single" not in chosen or len(chosen) < 2:
+        raise SystemExit(f"--routes must include single and at least one of ddp, allreduce; got {args.routes}")
+    report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
+                          "pyro": pyro.__version__, "python": sys.version.split()[0]},
+              "command": " ".join(sys.argv), "settings": {**opts, "ranks": args.ranks},
+              "load_before": load_average(), "reps": {r: [] for r in chosen}}
+    for rep in range(args.reps):
+        for route in chosen if rep % 2 == 0 else chosen[::-1]:
+            report["reps"][route].append(measure(route, args.ranks, opts))
+            row = report["reps"][route][-1]
+            print(f"rep {rep + 1} {route} ({row['ranks']} x {args.threads} thread): {row['examples_per_s']:.0f} "
+                  f"examples/s, {row['ms_per_step']:.2f} ms/step", file=sys.stderr, flush=True)
+    report["load_after"] = load_average()
+    base = report["reps"]["single"]
+    best0, median0 = max(r["examples_per_s"] for r in base), statistics.median(r["examples_per_s"] for r in base)
+    report["summary"] = {}
+    for route, rows in report["reps"].items():
+        best, median = max(r["examples_per_s"] for r in rows), statistics.median(r["examples_per_s"] for r in rows)
+        report["summary"][route] = {"ranks": rows[0]["ranks"], "best_examples_per_s": best,
+                                    "median_examples_per_s": median, "ratio_best": best / best0,
+                                    "ratio_median": median / median0}
+    return report
+
+
+def format_table(report: dict) -> str:
+    s = report["settings"]
+    lines = [f"batch {s['batch_size']} per rank, {s['threads']} thread(s) per rank, {s['subset'] or 60000} images, "
+             f"{s['epochs']} timed epoch(s); load {report['load_before']} -> {report['load_after']}",
+             "| route | ranks | best examples/s | median examples/s | best / single | median / single |",
+             "|---|---|---|---|---|---|"]
+    for route, row in report["summary"].items():
+        lines.append(f"| {route} | {row['ranks']} | {row['best_examples_per_s']:.0f} | "
+                     f"{row['median_examples_per_s']:.0f} | {row['ratio_best']:.3f} | {row['ratio_median']:.3f} |")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--ranks", type=int, default=2, help="processes of the data-parallel routes (default %(default)s)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per process (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=256, help="examples per step per rank (default %(default)s)")
+    p.add_argument("--subset", type=int, default=0, help="use the first N training images (0: all 60k)")
+    p.add_argument("--epochs", type=int, default=2, help="timed epochs per measurement (default %(default)s)")
+    p.add_argument("--warmup-epochs", type=int, default=1, help="untimed epochs first (default %(default)s)")
+    p.add_argument("--reps", type=int, default=3, help="measurements per route, order alternated (default %(default)s)")
+    p.add_argument("--routes", default="single,ddp,allreduce", help=f"comma-separated from {ROUTES}")
+    p.add_argument("--seed", type=int, default=0, help="fit's seed (default %(default)s)")
+    p.add_argument("--json", default=None, help="also write the report as JSON to PATH")
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    args = parse_args()
+    report = main(args)
+    print(format_table(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
