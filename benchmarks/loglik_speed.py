@@ -85,6 +85,36 @@ def _model(args: argparse.Namespace, device: torch.device):
     return vae.eval(), f"MLP 784-{widths}-{args.z_dim}, Bernoulli, 1 epoch on {args.train_n} images"
 
 
+def gemm_floor(vae, n: int, samples: int, batch_size: int, chunk: int, device: torch.device, reps: int = 3) -> float:
+    """Seconds of only the estimator's matrix products on the same shapes: per batch of
+    ``batch_size`` points, each encoder ``nn.Linear`` once on ``(batch, in)`` and each decoder
+    ``nn.Linear`` on ``(batch * chunk, in)`` rows for every chunk of samples (the last one
+    shorter), as ``x @ W.T`` without the bias (best of ``reps``, extrapolated over the batches)."""
+    def linears(net):
+        return [(m.in_features, m.out_features) for m in net.modules() if isinstance(m, torch.nn.Linear)]
+
+    chunks = [min(chunk, samples - s) for s in range(0, samples, chunk)]
+    mats = [(torch.randn(batch_size, i, device=device), torch.randn(o, i, device=device))
+            for i, o in linears(vae.encoder)]
+    for k in sorted(set(chunks)):
+        mats += [(torch.randn(batch_size * k, i, device=device), torch.randn(o, i, device=device))
+                 for i, o in linears(vae.decoder)] * chunks.count(k)
+
+    def one_batch():
+        for a, w in mats:
+            a @ w.T
+
+    one_batch()
+    best = float("inf")
+    for _ in range(reps):
+        _sync(device)
+        t0 = time.perf_counter()
+        one_batch()
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return best * -(-n // batch_size)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -115,6 +145,9 @@ def main(args: argparse.Namespace) -> dict:
                                              chunk_size=args.chunk or None, max_elements=max_elements)
         _sync(device)
         fast = time.perf_counter() - t0
+        x_numel = x[0].numel()
+        chunk = args.chunk or max(1, min(args.samples, max_elements // (args.batch_size * x_numel)))
+        gemm = gemm_floor(vae, args.n, args.samples, args.batch_size, chunk, device)
         t0 = time.perf_counter()
         ref = pythae_style_nll(vae, x[:loop_n], args.samples, args.loop_batch)
         _sync(device)
@@ -132,6 +165,9 @@ def main(args: argparse.Namespace) -> dict:
         "loop_seconds_measured": loop,
         "loop_seconds_extrapolated": loop_full,
         "speedup": loop_full / fast,
+        "gemm_floor_seconds": gemm,
+        "gemm_share": gemm / fast,
+        "chunk": chunk,
         "mean_log_px": float(log_px.mean()),
         "mean_stderr": float(se.mean()),
         "mean_abs_diff_vs_loop": float(np.abs(diff).mean()),
@@ -139,6 +175,8 @@ def main(args: argparse.Namespace) -> dict:
     print(f"model: {what}; device {device}, {result['threads']} threads")
     print(f"vectorised log p(x), K={args.samples}, {args.n} points: {fast:.1f}s "
           f"(mean log p(x) {result['mean_log_px']:.2f}, mean se {result['mean_stderr']:.3f})")
+    print(f"its matrix products alone, same shapes (chunk {chunk} samples): {gemm:.1f}s, "
+          f"{100 * gemm / fast:.0f}% of the estimator's time")
     print(f"per-point loop (Pythae get_nll style): {loop:.1f}s for {loop_n} points, "
           f"extrapolated linearly to {args.n} points: {loop_full:.1f}s")
     print(f"speed-up: {result['speedup']:.1f}x; the two estimates differ by {result['mean_abs_diff_vs_loop']:.3f} nats "

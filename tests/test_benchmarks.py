@@ -103,3 +103,17 @@ def test_ddp_speed_alternates_routes_and_divides_by_the_single_rank(monkeypatch)
     assert summary["ddp"]["ratio_best"] == pytest.approx(510 / 300)
     assert summary["allreduce"]["ratio_median"] == pytest.approx(255 / 200)
     assert "| ddp | 2 | 510 |" in bench.format_table(report)
+
+
+def test_loglik_gemm_floor_counts_every_product_once_per_batch():
+    import torch
+
+    from pyrovae.models import build_vae
+
+    bench = _load("loglik_speed")
+    vae = build_vae(x_shape=(1, 4, 4), z_dim=2, hidden=(8,))
+    one = bench.gemm_floor(vae, n=10, samples=7, batch_size=10, chunk=3, device=torch.device("cpu"), reps=1)
+    assert one > 0
+    # 40 points are 4 batches of the same products: the floor is extrapolated over them
+    four = bench.gemm_floor(vae, n=40, samples=7, batch_size=10, chunk=3, device=torch.device("cpu"), reps=1)
+    assert 1.5 < four / one < 8
