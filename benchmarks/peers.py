@@ -4,7 +4,8 @@ Every contender trains the same 784-400-50 VAE (softplus hidden layers, Bernoull
 Gaussian posterior with a diagonal covariance, standard-normal prior) with Adam at learning rate
 1e-3 for one epoch over the same MNIST tensors (the 60k training images, or the first
 ``--subset``) at the same batch size, on the same device and thread count. Each repetition runs
-every contender once, and the order is reversed on every other repetition. The table gives each
+every contender once, and the order is reversed on every other repetition; before the repetitions at each
+batch size, every contender trains once, untimed, on the first ``--warmup`` images. The table gives each
 contender's epoch time (min over ``--reps``) divided by the plain loop's, once with default Adam
 and once with fused Adam. The JSON record also holds every raw time and the load average before
 and after.
@@ -116,6 +117,7 @@ def _load_train_speed() -> ModuleType:
 ts = _load_train_speed()
 HIDDEN, Z_DIM = ts.HIDDEN, ts.Z_DIM  # 400, 50
 X_DIM = 784  # the example's hard-coded image size
+Run = Callable[[int, int], dict[str, float]]
 BASELINES = ("plain", "plain-fused")
 PEERS = ("fit", "pyro-example", "pythae")  # --routes; each may time more than one contender
 EXTRA_PEERS = ("pyro-example-dataloader",)
@@ -314,6 +316,18 @@ def run_pythae(x: torch.Tensor, labels: torch.Tensor, batch_size: int, device: t
 
 # --- the measurement and its report ---
 
+def make_runs(x: torch.Tensor, labels: torch.Tensor, device: torch.device) -> dict[str, Run]:
+    """Every route as ``run(batch_size, seed) -> {contender: epoch seconds}`` on images ``x`` and ``labels``."""
+    return {
+        "plain": lambda b, s: {"plain": ts.run_plain(x, b, device, s)},
+        "plain-fused": lambda b, s: {"plain-fused": ts.run_plain(x, b, device, s, fused=True)},
+        "fit": lambda b, s: run_fit(x, b, device, s),
+        "pyro-example": lambda b, s: run_pyro_example(x, b, device, s),
+        "pyro-example-dataloader": lambda b, s: run_pyro_example_dataloader(x, labels, b, device, s),
+        "pythae": lambda b, s: run_pythae(x, labels, b, device, s),
+    }
+
+
 def main(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -323,14 +337,8 @@ def main(args: argparse.Namespace) -> dict:
     labels = (train.labels[: args.subset] if args.subset else train.labels).to(device)  # (N,)
     if x[0].numel() != X_DIM:
         raise SystemExit(f"peers.py trains on 28x28 MNIST ({X_DIM} pixels); got images of shape {tuple(x.shape[1:])}")
-    runs: dict[str, Callable[[int, int], dict[str, float]]] = {
-        "plain": lambda b, s: {"plain": ts.run_plain(x, b, device, s)},
-        "plain-fused": lambda b, s: {"plain-fused": ts.run_plain(x, b, device, s, fused=True)},
-        "fit": lambda b, s: run_fit(x, b, device, s),
-        "pyro-example": lambda b, s: run_pyro_example(x, b, device, s),
-        "pyro-example-dataloader": lambda b, s: run_pyro_example_dataloader(x, labels, b, device, s),
-        "pythae": lambda b, s: run_pythae(x, labels, b, device, s),
-    }
+    runs = make_runs(x, labels, device)
+    warm = make_runs(x[: args.warmup], labels[: args.warmup], device) if args.warmup else {}
     chosen = [r for r in args.routes.split(",") if r]
     unknown = sorted(set(chosen) - set(PEERS + EXTRA_PEERS))
     if unknown:
@@ -349,12 +357,15 @@ def main(args: argparse.Namespace) -> dict:
                     "pythae": _version("pythae") if not skipped else None, "python": sys.version.split()[0]},
         "command": " ".join(sys.argv),
         "n": len(x),
+        "warmup_images": min(args.warmup, len(x)),
         "contenders": {},
         "skipped": skipped,
         "load_before": ts.load_average(),
         "results": {},
     }
     for b in args.batch_sizes:
+        for r in order if warm else ():  # a short untimed epoch of every route: none pays the process's first steps
+            warm[r](b, 0)
         times: dict[str, list[float]] = {}
         for rep in range(args.reps):
             for r in order if rep % 2 == 0 else order[::-1]:
@@ -410,11 +421,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--routes", default=",".join(PEERS),
                    help=f"comma-separated peers from {PEERS + EXTRA_PEERS}, timed against plain and plain-fused, "
                         "which always run (default %(default)s)")
+    p.add_argument("--warmup", type=int, default=1000,
+                   help="images of an untimed epoch of every route before each batch size (0: none; "
+                        "default %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default; default %(default)s)")
     p.add_argument("--json", nargs="?", const="-", default=None, help="write the report as JSON to PATH (or stdout)")
     args = p.parse_args(argv)
-    if args.reps < 1 or any(b < 1 for b in args.batch_sizes):
-        p.error("--reps and every --batch-sizes value must be at least 1")
+    if args.reps < 1 or args.warmup < 0 or any(b < 1 for b in args.batch_sizes):
+        p.error("--reps and every --batch-sizes value must be at least 1, and --warmup at least 0")
     args.json_only = args.json == "-"
     return args
 
