@@ -241,7 +241,8 @@ def run_fit(x: torch.Tensor, batch_size: int, device: torch.device, seed: int) -
 def pythae_missing() -> str | None:
     """Why Pythae cannot run here, or ``None`` when it can."""
     if importlib.util.find_spec("pythae") is None:
-        return "pythae is not installed (it is the optional benchmark extra: pip install -e '.[bench]')"
+        return ("pythae is not installed; install the optional benchmark extra with pip install -e '.[bench]' "
+                "from the repository root (or pip install pythae==0.1.2)")
     try:
         import pythae.trainers  # noqa: F401
     except Exception as e:  # a broken install must not stop the other contenders
@@ -331,6 +332,11 @@ def make_runs(x: torch.Tensor, labels: torch.Tensor, device: torch.device) -> di
 def main(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
+    chosen = list(dict.fromkeys(r for r in args.routes.split(",") if r))  # in order, once each
+    unknown = sorted(set(chosen) - set(PEERS + EXTRA_PEERS))
+    if unknown:
+        raise SystemExit(f"--routes names unknown peers {unknown}; choose from {list(PEERS + EXTRA_PEERS)} "
+                         "(plain and plain-fused always run)")
     device = torch.device(args.device)
     train, _ = load_mnist()
     x = (train.images[: args.subset] if args.subset else train.images).to(device)  # (N, 1, 28, 28)
@@ -339,11 +345,6 @@ def main(args: argparse.Namespace) -> dict:
         raise SystemExit(f"peers.py trains on 28x28 MNIST ({X_DIM} pixels); got images of shape {tuple(x.shape[1:])}")
     runs = make_runs(x, labels, device)
     warm = make_runs(x[: args.warmup], labels[: args.warmup], device) if args.warmup else {}
-    chosen = [r for r in args.routes.split(",") if r]
-    unknown = sorted(set(chosen) - set(PEERS + EXTRA_PEERS))
-    if unknown:
-        raise SystemExit(f"--routes names unknown peers {unknown}; choose from {list(PEERS + EXTRA_PEERS)} "
-                         "(plain and plain-fused always run)")
     skipped = {}
     if "pythae" in chosen and (why := pythae_missing()):
         print(f"skipped pythae and pythae-call: {why}", file=sys.stderr, flush=True)
