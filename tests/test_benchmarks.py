@@ -117,3 +117,77 @@ def test_loglik_gemm_floor_counts_every_product_once_per_batch():
     # 40 points are 4 batches of the same products: the floor is extrapolated over them
     four = bench.gemm_floor(vae, n=40, samples=7, batch_size=10, chunk=3, device=torch.device("cpu"), reps=1)
     assert 1.5 < four / one < 8
+def test_peers_runs_tiny_and_reports_ratios_to_both_plain_loops(tmp_path, mnist):
+    """The peers benchmark: fit, the plain loops and Pyro's example always; Pythae where installed."""
+    import importlib.util
+
+    out = tmp_path / "peers.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "peers.py"), "--subset", "300", "--batch-sizes", "100,150",
+           "--reps", "2", "--warmup", "100", "--threads", "1", "--json", str(out)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    record = json.loads(out.read_text())
+    has_pythae = importlib.util.find_spec("pythae") is not None
+    expected = ["plain", "plain-fused", "fit", "fit-call", "pyro-example"] + ["pythae", "pythae-call"] * has_pythae
+    assert list(record["contenders"]) == expected
+    assert record["n"] == 300 and record["warmup_images"] == 100 and record["machine"]["threads"] == 1
+    assert set(record["results"]) == {"100", "150"}
+    for rows in record["results"].values():
+        assert set(rows) == set(expected)
+        plain, fused = rows["plain"]["min_s"], rows["plain-fused"]["min_s"]
+        for row in rows.values():
+            assert len(row["seconds"]) == 2 and row["min_s"] == min(row["seconds"]) > 0
+            for ratio in (row["ratio_plain"], row["ratio_fused"]):
+                assert math.isfinite(ratio) and ratio > 0
+            assert row["ratio_plain"] == pytest.approx(row["min_s"] / plain)
+            assert row["ratio_fused"] == pytest.approx(row["min_s"] / fused)
+        assert rows["plain"]["ratio_plain"] == 1 and rows["plain-fused"]["ratio_fused"] == 1
+    for load in (record["load_before"], record["load_after"]):
+        assert load is None or (len(load) == 3 and all(v >= 0 for v in load))
+    if has_pythae:
+        assert record["skipped"] == {} and record["machine"]["pythae"] == "0.1.2"
+    else:
+        assert "not installed" in record["skipped"]["pythae"] and "skipped pythae" in run.stderr
+        assert "skipped pythae (pythae, pythae-call)" in run.stdout
+    for title in ("plain loop with default Adam", "plain loop with fused Adam", "epoch time in seconds"):
+        assert title in run.stdout
+    assert run.stdout.count("| contender | batch 100 | batch 150 |") == 3
+    for label in record["contenders"].values():
+        assert run.stdout.count(f"| {label} | ") == 3
+
+
+def test_peers_pyro_example_has_the_plain_networks_sizes():
+    """Pyro's example, reproduced, is the 784-400-50 VAE of the plain loop, parameter for parameter."""
+    import torch
+
+    peers = _load("peers")
+    vae = peers.ExampleVAE()
+    assert _n_params(vae) == _n_params(peers.ts.PlainVAE(784))
+    x = torch.bernoulli(torch.full((5, 1, 28, 28), 0.3))  # (5, 1, 28, 28): the encoder flattens, as the example's
+    loc, scale = vae.encoder(x)
+    assert loc.shape == scale.shape == (5, 50) and bool((scale > 0).all())
+    probs = vae.decoder(loc)
+    assert probs.shape == (5, 784) and bool(((probs > 0) & (probs < 1)).all())
+
+
+def test_peers_rejects_unknown_routes_before_loading_data():
+    peers = _load("peers")
+    with pytest.raises(SystemExit, match=r"unknown peers \['bogus'\]"):
+        peers.main(peers.parse_args(["--routes", "fit,bogus", "--threads", "0"]))
+
+
+def test_peers_pythae_networks_have_the_plain_networks_sizes():
+    pytest.importorskip("pythae", reason="pythae is the optional benchmark extra (pip install -e '.[bench]')")
+    import torch
+
+    peers = _load("peers")
+    assert peers.pythae_missing() is None
+    encoder, decoder = peers._pythae_networks()
+    assert _n_params(encoder) + _n_params(decoder) == _n_params(peers.ts.PlainVAE(784))
+    out = encoder(torch.rand(5, 1, 28, 28))
+    assert out.embedding.shape == out.log_covariance.shape == (5, 50)
+    assert decoder(out.embedding).reconstruction.shape == (5, 784)
+
+
+def _n_params(module):
+    return sum(p.numel() for p in module.parameters())

@@ -27,7 +27,7 @@ def fast_path(x: torch.Tensor) -> bool:
     """Whether to use these kernels for ``x``: on the CPU, for tensors of at least
     :data:`MIN_ELEMENTS` values, and not under ``torch.jit`` tracing (on CUDA torch's own
     kernels are single fused launches already)."""
-    return x.device.type == "cpu" and x.numel() >= MIN_ELEMENTS and not torch.jit.is_tracing()
+    return not torch.jit.is_tracing() and x.device.type == "cpu" and x.numel() >= MIN_ELEMENTS
 
 
 def softplus_values(x: torch.Tensor) -> torch.Tensor:
