@@ -77,7 +77,8 @@ def direct_loss(vae: VAE, x: torch.Tensor, num_data: int | None = None) -> torch
         return None
     z = q.rsample()  # (B, z_dim)
     log_pz = vae._prior()().log_prob(z) if vae.beta != 0.0 else None  # (B,); beta = 0 masks the "z" sites
-    return elbo_sum(vae, vae.decode(z).log_prob(x), log_pz, q.log_prob(z), batch, num_data)
+    log_px = vae.likelihood(vae._decoder_out(z), vae.event_dim).log_prob(x)  # (B,), as the model's "x" site
+    return elbo_sum(vae, log_px, log_pz, q.log_prob(z), batch, num_data)
 
 
 def elbo_sum(vae: VAE, log_px: torch.Tensor, log_pz: torch.Tensor | None, log_qz: torch.Tensor,
