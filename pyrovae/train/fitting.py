@@ -8,8 +8,10 @@ parameters, Pyro's per-site validation off (the data are checked once, at entry)
 accumulate on the device). The default loss is
 :class:`~pyrovae.infer.ReparamTrace_ELBO`: the guide is traced, the model replayed against it,
 and :math:`-(\log p(x, z) - \log q(z|x))` summed, which is ``Trace_ELBO``'s estimator for a
-reparameterised guide (same draws, same value, same gradient) without its bookkeeping. Any
-other ELBO runs through its own ``differentiable_loss``. The loop itself is
+reparameterised guide (same draws, same value, same gradient) without its bookkeeping; for
+the VAE's own model and guide it skips the traces altogether once one traced step, before
+the first epoch, has shown the sites to be exactly ``"z"`` and ``"x"``
+(:mod:`pyrovae.infer.direct_route`). Any other ELBO runs through its own ``differentiable_loss``. The loop itself is
 :class:`~pyrovae.train.Trainer`; ``fit`` only builds its :class:`~pyrovae.train.TrainConfig`.
 All paths minimise an unbiased estimator of the negative ELBO,
 
