@@ -85,23 +85,29 @@ def _model(args: argparse.Namespace, device: torch.device):
     return vae.eval(), f"MLP 784-{widths}-{args.z_dim}, Bernoulli, 1 epoch on {args.train_n} images"
 
 
-def gemm_floor(vae, n: int, samples: int, batch_size: int, chunk: int, device: torch.device, reps: int = 3) -> float:
-    """Seconds of only the estimator's matrix products on the same shapes: per batch of
-    ``batch_size`` points, each encoder ``nn.Linear`` once on ``(batch, in)`` and each decoder
-    ``nn.Linear`` on ``(batch * chunk, in)`` rows for every chunk of samples (the last one
-    shorter), as ``x @ W.T`` without the bias (best of ``reps``, extrapolated over the batches)."""
+def gemm_shapes(vae, samples: int, batch_size: int, chunk: int) -> list[tuple[int, int, int]]:
+    """``(rows, in, out)`` of every matrix product the estimator makes for one batch: each
+    encoder ``nn.Linear`` once on ``batch_size`` rows, and each decoder ``nn.Linear`` on
+    ``batch_size * k`` rows for every chunk of ``k`` samples (the last chunk shorter)."""
     def linears(net):
         return [(m.in_features, m.out_features) for m in net.modules() if isinstance(m, torch.nn.Linear)]
 
-    chunks = [min(chunk, samples - s) for s in range(0, samples, chunk)]
-    mats = [(torch.randn(batch_size, i, device=device), torch.randn(o, i, device=device))
-            for i, o in linears(vae.encoder)]
-    for k in sorted(set(chunks)):
-        mats += [(torch.randn(batch_size * k, i, device=device), torch.randn(o, i, device=device))
-                 for i, o in linears(vae.decoder)] * chunks.count(k)
+    shapes = [(batch_size, i, o) for i, o in linears(vae.encoder)]
+    for start in range(0, samples, chunk):
+        k = min(chunk, samples - start)
+        shapes += [(batch_size * k, i, o) for i, o in linears(vae.decoder)]
+    return shapes
+
+
+def gemm_floor(vae, n: int, samples: int, batch_size: int, chunk: int, device: torch.device, reps: int = 3) -> float:
+    """Seconds of only the estimator's matrix products on the same shapes (:func:`gemm_shapes`),
+    as ``x @ W.T`` without the bias: best of ``reps`` for one batch, times the number of batches."""
+    mats = {shape: (torch.randn(shape[0], shape[1], device=device), torch.randn(shape[2], shape[1], device=device))
+            for shape in set(gemm_shapes(vae, samples, batch_size, chunk))}
+    products = [mats[shape] for shape in gemm_shapes(vae, samples, batch_size, chunk)]
 
     def one_batch():
-        for a, w in mats:
+        for a, w in products:
             a @ w.T
 
     one_batch()
