@@ -78,7 +78,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import platform
 import statistics
 import sys
@@ -436,11 +435,4 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     args = parse_args()
-    report = main(args)
-    if args.json == "-":
-        print(json.dumps(report, indent=2))
-    else:
-        print(format_table(report))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(report, f, indent=2)
+    ts.emit(main(args), args, format_table)

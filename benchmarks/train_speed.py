@@ -309,13 +309,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-if __name__ == "__main__":
-    args = parse_args()
-    report = main(args)
+def emit(report: dict, args: argparse.Namespace, table: Callable[[dict], str]) -> None:
+    """Print ``report`` as JSON (``--json -``), or its ``table`` and, with ``--json PATH``, write the JSON there."""
     if args.json == "-":
         print(json.dumps(report, indent=2))
-    else:
-        print(format_table(report))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(report, f, indent=2)
+        return
+    print(table(report))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+
+
+if __name__ == "__main__":
+    args = parse_args()
+    emit(main(args), args, format_table)

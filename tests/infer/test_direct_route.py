@@ -16,19 +16,9 @@ from pyrovae.models import VAE, build_vae
 from pyrovae.models.direct import direct_applies, direct_loss
 from pyrovae.train import fit
 
-from .test_infer_reparam import assert_same, batch, small_vae
+from .test_infer_reparam import assert_same, batch, small_vae, value_and_grads
 
 KEY = "_direct_route"
-
-
-def value_and_grads(elbo, model, guide, params, *args, seed=3, **kwargs):
-    # a parameter the loss does not reach (the prior's, at beta = 0) counts as a zero gradient
-    for p in params:
-        p.grad = None
-    pyro.set_rng_seed(seed)
-    loss = elbo.differentiable_loss(model, guide, *args, **kwargs)
-    loss.backward()
-    return loss.item(), [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in params]
 
 
 def fit_like(vae):
