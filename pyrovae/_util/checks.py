@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import torch
 
-__all__ = ["at_least", "finite", "nonnegative", "one_of", "positive", "positive_int", "unit_interval"]
+__all__ = ["at_least", "finite", "nonnegative", "one_of", "positive", "positive_int", "tensor", "unit_interval"]
 
 T = TypeVar("T")
 
@@ -107,9 +107,14 @@ def one_of(name: str, value: T, choices: Collection) -> T:
     return value
 
 
-def _tensor(name: str, x: Any) -> torch.Tensor:
+def tensor(name: str, x: Any) -> torch.Tensor:
+    """``x``, if it is a ``torch.Tensor``.
+
+    :raises TypeError: otherwise, naming the conversion (``torch.as_tensor``).
+    """
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}; "
+                        f"convert it with torch.as_tensor({name}, dtype=torch.float32)")
     return x
 
 
@@ -122,7 +127,7 @@ def finite(name: str, x: torch.Tensor) -> torch.Tensor:
     :raises TypeError: if ``x`` is not a tensor.
     :raises ValueError: if ``x`` holds NaN or inf, with how many.
     """
-    _tensor(name, x)
+    tensor(name, x)
     if x.is_floating_point() or x.is_complex():
         bad = int((~torch.isfinite(x)).sum())
         if bad:
@@ -141,7 +146,7 @@ def unit_interval(name: str, x: torch.Tensor, needed_by: str | None = None) -> t
     :raises TypeError: if ``x`` is not a floating-point tensor (integer pixels: divide by 255).
     :raises ValueError: if any value is outside ``[0, 1]`` or NaN, with how many and the range.
     """
-    _tensor(name, x)
+    tensor(name, x)
     what = f"{needed_by} needs {name} in [0, 1]" if needed_by else f"{name} must lie in [0, 1]"
     if not x.is_floating_point():
         raise TypeError(f"{what} as floating-point values, got dtype {x.dtype}; "

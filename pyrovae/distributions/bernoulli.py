@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from pyro import distributions as dist
 
+from .._util.checks import tensor
 from .._util.elementwise import fast_path, softplus_values
 
 __all__ = ["BernoulliLogits", "bernoulli_log_prob"]
@@ -56,6 +57,7 @@ def bernoulli_log_prob(logits: torch.Tensor, value: torch.Tensor) -> torch.Tenso
     :param value: :math:`x`, broadcastable with ``logits``.
     :returns: the broadcast shape of the two.
     """
+    tensor("logits", logits), tensor("value", value)
     if not fast_path(logits):
         logits, value = torch.broadcast_tensors(logits, value)
         return -F.binary_cross_entropy_with_logits(logits, value, reduction="none")

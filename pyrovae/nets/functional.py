@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._util.checks import one_of, positive_int
+from .._util.checks import one_of, positive_int, tensor
 from .._util.elementwise import fast_path, softplus_values
 
 #: Smallest standard deviation an encoder emits; keeps log q(z|x) finite.
@@ -33,7 +33,7 @@ class _SoftplusFunction(torch.autograd.Function):
 def softplus(x: torch.Tensor) -> torch.Tensor:
     """:math:`\\log(1 + e^x)`, as ``torch.nn.functional.softplus`` (to float rounding), in fewer
     and cheaper passes on the CPU (:mod:`pyrovae._util.elementwise`); torch's kernel elsewhere."""
-    return _SoftplusFunction.apply(x) if fast_path(x) else F.softplus(x)
+    return _SoftplusFunction.apply(x) if fast_path(tensor("x", x)) else F.softplus(x)
 
 
 class Softplus(nn.Module):

@@ -90,3 +90,14 @@ def test_softplus_matches_torch_value_and_gradient_with_extremes(shape):
     torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(torch.autograd.grad(ours.sum(), x)[0], torch.autograd.grad(ref.sum(), x)[0])
     assert torch.isfinite(ours).all()
+
+
+def test_numpy_arrays_and_lists_are_refused_with_the_conversion():
+    import numpy as np
+
+    with pytest.raises(TypeError, match=r"logits must be a torch.Tensor, got ndarray; convert it with torch.as_tensor"):
+        bernoulli_log_prob(np.zeros(3), torch.zeros(3))
+    with pytest.raises(TypeError, match=r"value must be a torch.Tensor, got list"):
+        bernoulli_log_prob(torch.zeros(3), [0.0, 1.0, 1.0])
+    with pytest.raises(TypeError, match=r"x must be a torch.Tensor, got list"):
+        softplus([1.0, 2.0])
