@@ -11,7 +11,11 @@ first ``--subset`` MNIST training images, at ``--batch-size`` examples per step 
   the backward pass);
 - ``allreduce`` (optional): the same ranks, with the same estimator behind an ELBO that has
   only ``loss_and_grads``, which sends ``fit`` down its fallback: one flat all-reduce of all
-  gradients after the backward pass (the engine before DDP).
+  gradients after the backward pass (the engine before DDP);
+- ``independent`` (optional): the same ranks as processes with no process group, each training
+  ``fit(distributed=False)`` on its shard. Nothing is communicated, so this is the ceiling that
+  any data-parallel engine can reach on the machine: what is lost here goes to the cores
+  sharing caches and memory bandwidth, not to the engine.
 
 Each rank trains on its ``1 / ranks`` shard, so one epoch is the same ``--subset`` examples on
 every route. The first ``--warmup-epochs`` epochs are not timed (they build DDP, compile
@@ -41,6 +45,7 @@ import platform
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pyro
@@ -54,7 +59,8 @@ from pyrovae.infer import ReparamTrace_ELBO
 from pyrovae.models import build_vae
 from pyrovae.train import fit
 
-ROUTES = ("single", "ddp", "allreduce")
+ROUTES = ("single", "ddp", "allreduce", "independent")
+NO_GROUP = ("single", "independent")  # routes that train with distributed=False
 
 
 class LossAndGradsOnly:
@@ -77,7 +83,7 @@ class LossAndGradsOnly:
 
 def _rank(rank: int, world: int, port: int, route: str, opts: dict, out: str) -> None:
     torch.set_num_threads(opts["threads"])
-    if route != "single":
+    if route not in NO_GROUP:
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
         dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=300))
     try:
@@ -85,15 +91,35 @@ def _rank(rank: int, world: int, port: int, route: str, opts: dict, out: str) ->
         pyro.clear_param_store()
         train, _ = load_mnist()
         x = train.images[: opts["subset"]] if opts["subset"] else train.images
+        if route == "independent":  # this rank's shard, as DistributedSampler would give it
+            x = x[rank::world]
         loss = LossAndGradsOnly() if route == "allreduce" else None
-        history = fit(build_vae(hidden=(400,), z_dim=50), x, epochs=opts["warmup_epochs"] + opts["epochs"],
+        vae = build_vae(hidden=(400,), z_dim=50)
+        history = fit(vae, x, epochs=opts["warmup_epochs"] + opts["epochs"],
                       batch_size=opts["batch_size"], loss=loss, device="cpu", progress=False, seed=opts["seed"],
-                      distributed=route != "single")
-        record = {"rank": rank, "examples_per_epoch": len(x) // world, "seconds": history.seconds}
+                      distributed=route not in NO_GROUP)
+        shard = len(x) if route == "independent" else len(x) // world
+        record = {"rank": rank, "examples_per_epoch": shard, "seconds": history.seconds}
+        if route == "ddp":  # what one step's communication costs alone, on these ranks, after training
+            record["allreduce_ms"] = allreduce_ms(sum(p.numel() for p in vae.parameters() if p.requires_grad))
         Path(out, f"{route}-rank{rank}.json").write_text(json.dumps(record))
     finally:
-        if route != "single":
+        if route not in NO_GROUP:
             dist.destroy_process_group()
+
+
+def allreduce_ms(numel: int, reps: int = 30) -> float:
+    """Milliseconds of one gloo ``all_reduce`` of ``numel`` float32 values (one step's gradients
+    in one message), the median of ``reps`` after a warm-up; every rank must call it."""
+    buffer = torch.randn(numel)
+    times = []
+    for i in range(reps + 5):
+        dist.barrier()
+        start = time.perf_counter()
+        dist.all_reduce(buffer)
+        if i >= 5:
+            times.append(1e3 * (time.perf_counter() - start))
+    return statistics.median(times)
 
 
 def measure(route: str, ranks: int, opts: dict) -> dict:
@@ -108,8 +134,11 @@ def measure(route: str, ranks: int, opts: dict) -> dict:
     seconds = max(sum(r["seconds"][warm:]) for r in records)  # the slowest rank's steps
     examples = sum(r["examples_per_epoch"] for r in records) * opts["epochs"]
     steps = -(-records[0]["examples_per_epoch"] // opts["batch_size"]) * opts["epochs"]
-    return {"ranks": world, "examples": examples, "seconds": seconds, "examples_per_s": examples / seconds,
-            "ms_per_step": 1e3 * seconds / steps}
+    row = {"ranks": world, "examples": examples, "seconds": seconds, "examples_per_s": examples / seconds,
+           "ms_per_step": 1e3 * seconds / steps}
+    if "allreduce_ms" in records[0]:
+        row["allreduce_ms"] = max(r["allreduce_ms"] for r in records)
+    return row
 
 
 def load_average() -> list[float] | None:
@@ -123,7 +152,8 @@ def main(args: argparse.Namespace) -> dict:
     opts = {k: getattr(args, k) for k in ("threads", "subset", "batch_size", "epochs", "warmup_epochs", "seed")}
     chosen = [r for r in args.routes.split(",") if r]
     if set(chosen) - set(ROUTES) or "single" not in chosen or len(chosen) < 2:
-        raise SystemExit(f"--routes must include single and at least one of ddp, allreduce; got {args.routes}")
+        raise SystemExit(f"--routes must include single and at least one of ddp, allreduce, independent; "
+                         f"got {args.routes}")
     report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                           "pyro": pyro.__version__, "python": sys.version.split()[0]},
               "command": " ".join(sys.argv), "settings": {**opts, "ranks": args.ranks},
@@ -132,8 +162,9 @@ def main(args: argparse.Namespace) -> dict:
         for route in chosen if rep % 2 == 0 else chosen[::-1]:
             report["reps"][route].append(measure(route, args.ranks, opts))
             row = report["reps"][route][-1]
+            comm = f", one all-reduce of the gradients alone {row['allreduce_ms']:.2f} ms" if "allreduce_ms" in row else ""
             print(f"rep {rep + 1} {route} ({row['ranks']} x {args.threads} thread): {row['examples_per_s']:.0f} "
-                  f"examples/s, {row['ms_per_step']:.2f} ms/step", file=sys.stderr, flush=True)
+                  f"examples/s, {row['ms_per_step']:.2f} ms/step{comm}", file=sys.stderr, flush=True)
     report["load_after"] = load_average()
     base = report["reps"]["single"]
     best0, median0 = max(r["examples_per_s"] for r in base), statistics.median(r["examples_per_s"] for r in base)
@@ -143,6 +174,11 @@ def main(args: argparse.Namespace) -> dict:
         report["summary"][route] = {"ranks": rows[0]["ranks"], "best_examples_per_s": best,
                                     "median_examples_per_s": median, "ratio_best": best / best0,
                                     "ratio_median": median / median0}
+        if "allreduce_ms" in rows[0]:
+            report["summary"][route]["allreduce_ms_median"] = statistics.median(r["allreduce_ms"] for r in rows)
+    # the communication a step can afford for 1.7x: two ranks' step time at 1.7x, less a lone rank's best step
+    step0 = min(r["ms_per_step"] for r in base)
+    report["summary"]["comm_budget_ms_at_1.7x"] = step0 * args.ranks / 1.7 - step0
     return report
 
 
@@ -153,8 +189,14 @@ def format_table(report: dict) -> str:
              "| route | ranks | best examples/s | median examples/s | best / single | median / single |",
              "|---|---|---|---|---|---|"]
     for route, row in report["summary"].items():
+        if not isinstance(row, dict):
+            continue
         lines.append(f"| {route} | {row['ranks']} | {row['best_examples_per_s']:.0f} | "
                      f"{row['median_examples_per_s']:.0f} | {row['ratio_best']:.3f} | {row['ratio_median']:.3f} |")
+    summary = report["summary"]
+    lines.append(f"communication a step can afford at 1.7x one rank: {summary['comm_budget_ms_at_1.7x']:.2f} ms")
+    if "allreduce_ms_median" in summary.get("ddp", {}):
+        lines.append(f"one gloo all-reduce of the gradients alone (median): {summary['ddp']['allreduce_ms_median']:.2f} ms")
     return "\n".join(lines)
 
 
@@ -167,7 +209,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=2, help="timed epochs per measurement (default %(default)s)")
     p.add_argument("--warmup-epochs", type=int, default=1, help="untimed epochs first (default %(default)s)")
     p.add_argument("--reps", type=int, default=3, help="measurements per route, order alternated (default %(default)s)")
-    p.add_argument("--routes", default="single,ddp,allreduce", help=f"comma-separated from {ROUTES}")
+    p.add_argument("--routes", default="single,independent,ddp,allreduce", help=f"comma-separated from {ROUTES}")
     p.add_argument("--seed", type=int, default=0, help="fit's seed (default %(default)s)")
     p.add_argument("--json", default=None, help="also write the report as JSON to PATH")
     return p.parse_args(argv)

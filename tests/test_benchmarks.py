@@ -87,22 +87,33 @@ def test_gpu_check_steps_call_real_scripts_with_flags_they_accept(tmp_path):
 
 def test_ddp_speed_alternates_routes_and_divides_by_the_single_rank(monkeypatch):
     bench = _load("ddp_speed")
-    calls, speeds = [], {"single": [100.0, 300.0], "ddp": [150.0, 510.0], "allreduce": [120.0, 390.0]}
+    calls = []
+    speeds = {"single": [100.0, 300.0], "independent": [190.0, 580.0], "ddp": [150.0, 510.0],
+              "allreduce": [120.0, 390.0]}
 
     def measure(route, ranks, opts):
         calls.append(route)
         rate = speeds[route][len([c for c in calls if c == route]) - 1]
-        return {"ranks": 1 if route == "single" else ranks, "examples": 1000, "seconds": 1000 / rate,
-                "examples_per_s": rate, "ms_per_step": 1.0}
+        row = {"ranks": 1 if route == "single" else ranks, "examples": 1000, "seconds": 1000 / rate,
+               "examples_per_s": rate, "ms_per_step": 10.0 if route == "single" else 12.0}
+        if route == "ddp":
+            row["allreduce_ms"] = 4.0 if len(calls) < 4 else 6.0
+        return row
 
     monkeypatch.setattr(bench, "measure", measure)
     report = bench.main(bench.parse_args(["--reps", "2"]))
-    assert calls == ["single", "ddp", "allreduce", "allreduce", "ddp", "single"]  # order alternated
+    # order alternated
+    assert calls == ["single", "independent", "ddp", "allreduce", "allreduce", "ddp", "independent", "single"]
     summary = report["summary"]
     assert summary["ddp"]["ranks"] == 2 and summary["single"]["ranks"] == 1
     assert summary["ddp"]["ratio_best"] == pytest.approx(510 / 300)
     assert summary["allreduce"]["ratio_median"] == pytest.approx(255 / 200)
-    assert "| ddp | 2 | 510 |" in bench.format_table(report)
+    assert summary["ddp"]["allreduce_ms_median"] == pytest.approx(5.0)
+    # two ranks at 1.7x a 10 ms step take 2 x 10 / 1.7 ms per step: 1.76 ms more than one rank's
+    assert summary["comm_budget_ms_at_1.7x"] == pytest.approx(20 / 1.7 - 10)
+    table = bench.format_table(report)
+    assert "| ddp | 2 | 510 |" in table and "| independent | 2 | 580 |" in table
+    assert "1.76 ms" in table and "5.00 ms" in table
 
 
 def test_loglik_gemm_floor_counts_every_product_once_per_batch():
