@@ -162,7 +162,8 @@ def main(args: argparse.Namespace) -> dict:
         for route in chosen if rep % 2 == 0 else chosen[::-1]:
             report["reps"][route].append(measure(route, args.ranks, opts))
             row = report["reps"][route][-1]
-            comm = f", one all-reduce of the gradients alone {row['allreduce_ms']:.2f} ms" if "allreduce_ms" in row else ""
+            comm = (f", one all-reduce of the gradients alone {row['allreduce_ms']:.2f} ms"
+                    if "allreduce_ms" in row else "")
             print(f"rep {rep + 1} {route} ({row['ranks']} x {args.threads} thread): {row['examples_per_s']:.0f} "
                   f"examples/s, {row['ms_per_step']:.2f} ms/step{comm}", file=sys.stderr, flush=True)
     report["load_after"] = load_average()
@@ -196,7 +197,8 @@ def format_table(report: dict) -> str:
     summary = report["summary"]
     lines.append(f"communication a step can afford at 1.7x one rank: {summary['comm_budget_ms_at_1.7x']:.2f} ms")
     if "allreduce_ms_median" in summary.get("ddp", {}):
-        lines.append(f"one gloo all-reduce of the gradients alone (median): {summary['ddp']['allreduce_ms_median']:.2f} ms")
+        allreduce = summary["ddp"]["allreduce_ms_median"]
+        lines.append(f"one gloo all-reduce of the gradients alone (median): {allreduce:.2f} ms")
     return "\n".join(lines)
 
 
