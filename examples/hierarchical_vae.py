@@ -17,7 +17,20 @@ Run::
     python examples/hierarchical_vae.py --epochs 1 --subset 500 --test-subset 100 --ll-samples 10 --out /tmp/x
 
 A run given ``--checkpoint`` writes it after every epoch and, run again, resumes from it
-bit for bit (``fit(checkpoint=..., resume=True)``).
+bit for bit (``fit(checkpoint=..., resume=True)``), so a run of many hours can be made in pieces.
+``--z-dims`` and ``--hidden`` choose the network (one comma-separated group of widths per layer),
+``--loss iwae --particles K`` the IWAE bound, ``--final-lr`` a geometric learning-rate decay.
+The long runs of the likelihood table::
+
+    # Burda et al.'s network at IWAE K=5
+    python examples/hierarchical_vae.py --loss iwae --particles 5 --epochs 300 --final-lr 1e-4 \
+        --threads 1 --checkpoint runs/hier/burda-iwae5.pt --ll-samples 5000 --ll-examples 10000 \
+        --out runs/hier/burda-iwae5
+    # wider, top-down, residual, GELU, same objective
+    python examples/hierarchical_vae.py --guide top_down --combine residual --activation gelu \
+        --hidden 512,512 256,256 --loss iwae --particles 5 --epochs 300 --final-lr 1e-4 \
+        --warmup-epochs 10 --threads 1 --checkpoint runs/hier/wide-iwae5.pt \
+        --ll-samples 5000 --ll-examples 10000 --out runs/hier/wide-iwae5
 
 Measured on one CPU thread, 20 epochs with 5 epochs of KL warm-up, 500 test images, K = 500
 (``--epochs 20 --warmup-epochs 5 --threads 1``, then the flags below):
@@ -51,6 +64,7 @@ import torch
 from pyrovae import data, evaluate, fit, plots
 from pyrovae.cli import experiment
 from pyrovae.models import build_hierarchical_vae
+from pyrovae.train import schedules
 
 
 def main(args: argparse.Namespace) -> dict:
@@ -58,10 +72,11 @@ def main(args: argparse.Namespace) -> dict:
     train, test = experiment.mnist_subset(args)
     x_test = data.binarize(test.images, "static", seed=0)  # (N_test, 1, 28, 28), fixed draw
     hvae = build_hierarchical_vae(guide=args.guide, combine=args.combine, activation=args.activation,
-                                  free_bits=args.free_bits)
+                                  free_bits=args.free_bits, z_dims=args.z_dims, hidden=args.hidden)
+    schedule = schedules.exponential_lr(args.lr, args.final_lr, args.epochs) if args.final_lr else None
     history = fit(hvae, train, test, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, loss=args.loss,
-                  warmup_epochs=args.warmup_epochs, device=args.device, seed=args.seed, checkpoint=args.checkpoint,
-                  resume=args.checkpoint is not None)
+                  num_particles=args.particles, lr_schedule=schedule, warmup_epochs=args.warmup_epochs,
+                  device=args.device, seed=args.seed, checkpoint=args.checkpoint, resume=args.checkpoint is not None)
     hvae.cpu().eval()
 
     x_ll = x_test[: args.ll_examples]
@@ -78,7 +93,8 @@ def main(args: argparse.Namespace) -> dict:
                      title="rows: one z2 ~ p(z2) each; columns: z1's noise held fixed",
                      path=run.path("hierarchical_vae_top_layer.png"))
     return run.finish("hierarchical_vae", {
-        "epochs": args.epochs, "guide": args.guide, "loss": args.loss, "free_bits": args.free_bits,
+        "epochs": args.epochs, "guide": args.guide, "loss": args.loss, "particles": args.particles,
+        "free_bits": args.free_bits, "config": hvae.config, "train_seconds": sum(history.seconds),
         "train_elbo_per_epoch": history.train_elbo, "test_elbo_per_epoch": history.test_elbo,
         "test_elbo": float(evaluate.elbo(hvae, x_test, num_samples=10).mean()),
         "log_px": float(ll.log_px.mean()), "log_px_stderr": float(ll.stderr.pow(2).sum().sqrt() / len(x_ll)),
@@ -94,7 +110,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="top-down guide: precision-weighted (LVAE) or residual (NVAE) posterior")
     p.add_argument("--activation", default="tanh", help="hidden non-linearity (Burda et al.: tanh)")
     p.add_argument("--loss", default="trace", help="objective by name: trace, meanfield or iwae")
+    p.add_argument("--z-dims", type=int, nargs="+", default=[100, 50], help="latent sizes, z1 (next to x) first")
+    p.add_argument("--hidden", type=_widths, nargs="+", default=[(200, 200), (100, 100)], metavar="W,W",
+                   help="guide MLP widths per layer, comma-separated, one group per latent layer (the model mirrors "
+                        "them); Burda et al.: 200,200 100,100")
+    p.add_argument("--particles", type=int, default=None, help="K of --loss iwae (default: the loss's own)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--final-lr", type=float, default=None,
+                   help="decay the learning rate geometrically to this at the last epoch (default: constant)")
     p.add_argument("--warmup-epochs", type=float, default=0.0, help="epochs of linear KL warm-up")
     p.add_argument("--free-bits", type=float, default=0.0, help="KL floor per layer, nats (0 = off)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
@@ -104,6 +127,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=int, default=6, help="z2 draws in the top-layer figure")
     p.add_argument("--columns", type=int, default=8, help="fixed z1 noises in the top-layer figure")
     return p
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    """``"200,200"`` -> ``(200, 200)``, for ``--hidden``."""
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 200,200, got {text!r}") from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"widths must be positive integers, got {text!r}")
+    return widths
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ CASES = {
         ["conditional_generate.png", "conditional_style_transfer.png"],
     ),
     "hierarchical_vae": (
-        {"ll_samples": 10, "ll_examples": 20},
+        {"ll_samples": 10, "ll_examples": 20, "z_dims": [4, 2], "hidden": [(16,), (8,)], "loss": "iwae",
+         "particles": 2, "final_lr": 1e-4},
         ["hierarchical_vae_samples.png", "hierarchical_vae_top_layer.png"],
     ),
     "semisupervised_m2": (
@@ -99,3 +100,20 @@ def test_vae_mnist_command_line(tmp_path):
     assert "epoch 1:" in done.stdout and "test ELBO" in done.stdout
     numbers = _check_outputs(tmp_path, "vae_mnist", CASES["vae_mnist"][1])
     assert numbers["test_elbo"] < 0 and len(numbers["test_elbo_per_epoch"]) == 1
+
+
+@pytest.mark.parametrize("bad", ["200,x", "0,10", ""])
+def test_hierarchical_vae_refuses_bad_widths(bad, capsys):
+    """``--hidden`` takes comma-separated positive widths, and says so."""
+    with pytest.raises(SystemExit):
+        _load("hierarchical_vae")._parser().parse_args(["--hidden", bad])
+    assert "--hidden" in capsys.readouterr().err
+
+
+def test_hierarchical_vae_records_its_network(tmp_path):
+    """The numbers file names the network and the objective it was trained with."""
+    module = _load("hierarchical_vae")
+    args = experiment.defaults(module._parser(), **{**TINY, **CASES["hierarchical_vae"][0], "out": tmp_path})
+    numbers = module.main(args)
+    assert numbers["config"]["hidden"] == [[16], [8]] and numbers["config"]["z_dims"] == [4, 2]
+    assert numbers["loss"] == "iwae" and numbers["particles"] == 2 and numbers["train_seconds"] > 0
