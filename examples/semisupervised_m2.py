@@ -21,8 +21,11 @@ example's 46; 234 s). The figures in ``examples/figures`` are from the second ru
 
 Run::
 
-    python examples/semisupervised_m2.py --labels 3000 --epochs 50
+    python examples/semisupervised_m2.py --labels 3000 --epochs 50 --alpha 100000 --checkpoint runs/m2/3000.pt
     python examples/semisupervised_m2.py --labels 100 --epochs 1 --subset 500 --test-subset 200 --out /tmp/x
+
+A run given ``--checkpoint`` writes it after every epoch and, run again (with a larger
+``--epochs`` to train on), resumes from it bit for bit (``fit_m2(checkpoint=..., resume=True)``).
 
 References:
 
@@ -52,7 +55,8 @@ def main(args: argparse.Namespace) -> dict:
     x_l, y_l, x_u = split_labelled(train.images, train.labels, args.labels, seed=args.seed)
     m2 = build_m2(z_dim=args.z_dim, hidden=tuple(args.hidden))
     history = fit_m2(m2, x_l, y_l, x_u, test.images, test.labels, epochs=args.epochs, batch_size=args.batch_size,
-                     lr=args.lr, alpha=args.alpha, seed=args.seed)
+                     lr=args.lr, alpha=args.alpha, seed=args.seed, checkpoint=args.checkpoint,
+                     resume=args.checkpoint is not None)
 
     grid = m2.conditional_samples(args.per_digit)  # (10, per_digit, 1, 28, 28)
     plots.image_grid(grid.flatten(0, 1), nrow=args.per_digit, row_labels=[f"y={d}" for d in range(NUM_CLASSES)],
@@ -79,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=None, help="classification weight (default 0.1 N)")
     p.add_argument("--per-digit", type=int, default=10, help="styles (columns) in the generation grid")
     p.add_argument("--styles", type=int, default=6, help="test digits whose style is transferred")
+    p.add_argument("--checkpoint", default=None, help="write a checkpoint there every epoch and resume from it")
     return p
 
 

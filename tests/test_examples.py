@@ -117,3 +117,13 @@ def test_hierarchical_vae_records_its_network(tmp_path):
     numbers = module.main(args)
     assert numbers["config"]["hidden"] == [[16], [8]] and numbers["config"]["z_dims"] == [4, 2]
     assert numbers["loss"] == "iwae" and numbers["particles"] == 2 and numbers["train_seconds"] > 0
+
+
+def test_semisupervised_m2_resumes_from_its_checkpoint(tmp_path):
+    """Run again with more epochs, the example trains on from its checkpoint (the history continues)."""
+    module = _load("semisupervised_m2")
+    settings = {**TINY, **CASES["semisupervised_m2"][0], "checkpoint": str(tmp_path / "m2.pt")}
+    first = module.main(experiment.defaults(module._parser(), **settings, out=tmp_path / "a"))
+    second = module.main(experiment.defaults(module._parser(), **{**settings, "epochs": 2}, out=tmp_path / "b"))
+    assert len(second["test_accuracy_per_epoch"]) == 2
+    assert second["test_accuracy_per_epoch"][0] == first["test_accuracy_per_epoch"][0]

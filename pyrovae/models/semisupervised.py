@@ -67,14 +67,17 @@ class SemiSupervisedVAE(ConditionalVAE):
     :param decoder: p(x|y, z), e.g. :class:`pyrovae.nets.LabelledMLPDecoder`.
     :param classifier: q(y|x) logits ``(batch, num_classes)``, e.g. :class:`pyrovae.nets.MLPClassifier`.
     :param likelihood: default Bernoulli.
+    :param config: a JSON-able description of the networks, stored in checkpoints (so that a
+        checkpoint of another network is refused on resuming); :func:`build_m2` fills it in.
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, classifier: nn.Module,
-                 likelihood: _likelihoods.Likelihood | None = None) -> None:
+                 likelihood: _likelihoods.Likelihood | None = None, config: dict | None = None) -> None:
         super().__init__(encoder, decoder, likelihood)
         if getattr(classifier, "num_classes", self.num_classes) != self.num_classes:
             raise ValueError(f"the classifier has {classifier.num_classes} classes, the encoder {self.num_classes}")
         self.classifier = classifier
+        self.config = dict(config or {})
 
     def _plate(self, x: torch.Tensor, num_data: int | None) -> pyro.plate:
         if tuple(x.shape[1:]) != self.x_shape:
@@ -151,9 +154,11 @@ def build_m2(x_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10, z_dim:
     :param hidden: hidden widths of all three networks.
     :param activation: hidden non-linearity.
     """
+    config = {"model": "m2", "x_shape": list(x_shape), "num_classes": int(num_classes), "z_dim": int(z_dim),
+              "hidden": list(hidden), "activation": activation}
     return SemiSupervisedVAE(nets.LabelledMLPEncoder(x_shape, num_classes, hidden, z_dim, activation),
                              nets.LabelledMLPDecoder(z_dim, num_classes, tuple(reversed(hidden)), x_shape, activation),
-                             nets.MLPClassifier(x_shape, hidden, num_classes, activation))
+                             nets.MLPClassifier(x_shape, hidden, num_classes, activation), config=config)
 
 
 def split_labelled(images: torch.Tensor, labels: torch.Tensor, num_labelled: int,

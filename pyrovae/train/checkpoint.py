@@ -280,7 +280,8 @@ def load_into(vae: VAE, payload: dict, *, path: str | os.PathLike = "checkpoint"
             vae.x_shape, vae.z_dim, vae.__dict__["_z_from"], vae.prior = before
         raise
     vae.load_state_dict(payload["model_state"])
-    vae.sync_param_store()
+    if hasattr(vae, "sync_param_store"):  # a VAE; M2 and other PyroModules register on every call
+        vae.sync_param_store()
 
 
 def _check_state(own: dict, theirs: dict, path: Any) -> None:

@@ -22,7 +22,7 @@ import pyro
 import torch
 from pyro.infer import JitTrace_ELBO, JitTraceEnum_ELBO, JitTraceGraph_ELBO, JitTraceMeanField_ELBO
 
-__all__ = ["forked_rng", "isolate_first_calls", "reads_param_store", "seed_epoch"]
+__all__ = ["forked_rng", "isolate_first_calls", "neutral_plate_guess", "reads_param_store", "seed_epoch"]
 
 #: Pyro's compiled ELBOs: they read the parameters from the param store (as inputs of the traced graph).
 JIT_ELBOS = (JitTrace_ELBO, JitTraceEnum_ELBO, JitTraceGraph_ELBO, JitTraceMeanField_ELBO)
@@ -65,6 +65,14 @@ def _rng_neutral(guess: Callable, module: torch.nn.Module, device: torch.device)
     return guess_in_fork
 
 
+def neutral_plate_guess(loss: Any, module: torch.nn.Module, device: torch.device) -> None:
+    """Make ``loss``'s lazy guess of ``max_plate_nesting`` (a run of the model and guide, on the
+    first call of an ELBO built without it) draw from a forked RNG, outside the epochs' streams."""
+    guess = getattr(loss, "_guess_max_plate_nesting", None)
+    if guess is not None and not getattr(guess, "_rng_neutral", False):
+        loss._guess_max_plate_nesting = _rng_neutral(guess, module, device)  # Pyro calls it lazily
+
+
 def isolate_first_calls(step: Any, module: torch.nn.Module, device: torch.device, first_batch: Callable[[], tuple],
                         context: Callable[[], contextlib.AbstractContextManager]) -> None:
     """Keep the ELBO's first-call work out of the epochs' RNG streams (see the module docstring).
@@ -76,9 +84,7 @@ def isolate_first_calls(step: Any, module: torch.nn.Module, device: torch.device
     :param context: the context the steps run in (validation, parameter registration).
     """
     loss = step.loss
-    guess = getattr(loss, "_guess_max_plate_nesting", None)
-    if guess is not None and not getattr(guess, "_rng_neutral", False):
-        loss._guess_max_plate_nesting = _rng_neutral(guess, module, device)  # Pyro calls it lazily
+    neutral_plate_guess(loss, module, device)
     check = getattr(loss, "check_direct_route", None)  # ReparamTrace_ELBO: choose the route before epoch 1
     if check is not None:
         with forked_rng(module, device), context(), torch.no_grad():

@@ -1,13 +1,22 @@
 r"""Training the semi-supervised M2 model (:class:`pyrovae.models.SemiSupervisedVAE`) on the
 objective :math:`\mathcal{J}^\alpha` of Kingma et al. (2014), "Semi-supervised learning with deep
 generative models", eq. (9): the labelled ELBO plus the unlabelled ELBO (y summed out) plus
-:math:`\alpha` times the classifier's log-likelihood on the labelled data."""
+:math:`\alpha` times the classifier's log-likelihood on the labelled data.
+
+As in :class:`~pyrovae.train.Trainer`, every epoch draws from the global RNG seeded by
+``(seed, epoch)`` (:func:`~pyrovae.train.rng.seed_epoch`): the shuffles, the binarisation and the
+ELBOs' noise. A run given ``checkpoint=`` writes one after every epoch (atomically), and with
+``resume=True`` continues from it, repeating the uninterrupted run bit for bit."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pyro
 import torch
@@ -19,7 +28,9 @@ from .._util.checks import positive_int
 from ..data import InMemoryLoader
 from ..data import binarize as binarize_images
 from ..models.semisupervised import ALPHA_PER_DATUM, SemiSupervisedVAE
+from . import checkpoint as ckpt
 from .checks import check_training_data
+from .rng import neutral_plate_guess, seed_epoch
 
 __all__ = ["M2History", "fit_m2"]
 
@@ -33,6 +44,21 @@ class M2History:
     unlabelled_loss: list[float] = field(default_factory=list)  # mean -U(x) per unlabelled point
     test_accuracy: list[float | None] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, list]:
+        """The lists, for a checkpoint or JSON."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, path: Any = "checkpoint") -> M2History:
+        """The inverse of :meth:`to_dict`.
+
+        :raises CheckpointError: when a field is missing or not a list.
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        if not all(isinstance(d.get(n), list) for n in names):
+            raise ckpt.CheckpointError(f"checkpoint {path} is malformed: its history needs the lists {names}")
+        return cls(**{n: list(d[n]) for n in names})
 
 
 def _forever(loader: InMemoryLoader) -> Iterator:
@@ -51,7 +77,7 @@ def fit_m2(m2: SemiSupervisedVAE, x_labelled: torch.Tensor, y_labelled: torch.Te
            x_test: torch.Tensor | None = None, y_test: torch.Tensor | None = None, *, epochs: int,
            batch_size: int = 100, lr: float = 1e-3, alpha: float | None = None, binarize: str | None = "dynamic",
            loss: ELBO | None = None, labelled_loss: ELBO | None = None, seed: int = 0, progress: bool = True,
-           validate: bool = False) -> M2History:
+           validate: bool = False, checkpoint: str | os.PathLike | None = None, resume: bool = False) -> M2History:
     r"""Train M2 on :math:`\mathcal{J}^\alpha` (module docstring), alternating one labelled and one
     unlabelled batch, each step with its own ``num_data`` so that each estimates its part of the
     objective; an epoch is one pass over the unlabelled data (the labelled set is cycled).
@@ -70,13 +96,19 @@ def fit_m2(m2: SemiSupervisedVAE, x_labelled: torch.Tensor, y_labelled: torch.Te
     :param loss: the ELBO of the unlabelled batches, default ``TraceEnum_ELBO(max_plate_nesting=1)``
         (which sums y out).
     :param labelled_loss: the ELBO of the labelled batches (y observed: nothing to enumerate),
-        default ``Trace_ELBO()``.
-    :param seed: seeds Pyro and the loaders.
+        default ``Trace_ELBO(max_plate_nesting=1)``.
+    :param seed: seeds Pyro/torch at the start of every epoch.
     :param progress: a tqdm bar per epoch.
     :param validate: keep Pyro's per-site validation on (slower).
-    :returns: the :class:`M2History`.
+    :param checkpoint: a file to write after every epoch (model, Adam state, history, settings).
+    :param resume: continue from ``checkpoint`` when it exists (a longer ``epochs`` trains on).
+        Without it, an existing ``checkpoint`` is refused rather than overwritten.
+    :returns: the :class:`M2History` (of all epochs, the resumed ones included).
     :raises TypeError: for data that are not tensors.
     :raises ValueError: for bad data (checked once per data set) or settings.
+    :raises FileExistsError: when ``checkpoint`` exists and ``resume`` is false.
+    :raises CheckpointError: when the checkpoint is unreadable, of another network, or was
+        written with other settings (the message names them).
     """
     positive_int("batch_size", batch_size)
     x_labelled = check_training_data(m2, x_labelled, binarize, "x_labelled")
@@ -87,21 +119,33 @@ def fit_m2(m2: SemiSupervisedVAE, x_labelled: torch.Tensor, y_labelled: torch.Te
         raise ValueError("need epochs >= 1, labels for every labelled image and both sets non-empty; got "
                          f"epochs={epochs}, {len(x_labelled)} labelled images, {len(y_labelled)} labels, "
                          f"{len(x_unlabelled)} unlabelled")
-    pyro.set_rng_seed(seed)
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs checkpoint=PATH")
+    if checkpoint is not None and not resume and Path(checkpoint).exists():
+        raise FileExistsError(f"checkpoint {checkpoint} exists; pass resume=True to continue from it, or another path")
     device = model_device(m2)
     loss = loss if loss is not None else TraceEnum_ELBO(max_plate_nesting=1)
-    labelled_loss = labelled_loss if labelled_loss is not None else Trace_ELBO()
+    labelled_loss = labelled_loss if labelled_loss is not None else Trace_ELBO(max_plate_nesting=1)
+    for elbo in (loss, labelled_loss):
+        neutral_plate_guess(elbo, m2, device)  # a guess on the first call would shift the first epoch's draws
     alpha = ALPHA_PER_DATUM * (len(x_labelled) + len(x_unlabelled)) if alpha is None else float(alpha)
-    labelled = InMemoryLoader(x_labelled.to(device), batch_size, labels=y_labelled.to(device), binarize=binarize,
-                              seed=seed)
-    unlabelled = InMemoryLoader(x_unlabelled.to(device), batch_size, binarize=binarize, seed=seed + 1)
+    # no loader seeds: the global RNG, seeded per epoch, drives the shuffles and the binarisation
+    labelled = InMemoryLoader(x_labelled.to(device), batch_size, labels=y_labelled.to(device), binarize=binarize)
+    unlabelled = InMemoryLoader(x_unlabelled.to(device), batch_size, binarize=binarize)
     if x_test is not None:
         x_test = x_test.to(device)
         x_test = binarize_images(x_test, "static", seed=0) if binarize is not None else x_test
     opt = torch.optim.Adam(m2.parameters(), lr=lr)
-    history, labelled_batches = M2History(), _forever(labelled)
-    for epoch in range(1, epochs + 1):
+    settings = {"labelled": len(x_labelled), "unlabelled": len(x_unlabelled), "batch_size": batch_size, "lr": lr,
+                "alpha": alpha, "binarize": binarize, "seed": seed, "loss": type(loss).__name__,
+                "labelled_loss": type(labelled_loss).__name__}
+    history, start = M2History(), 0
+    if resume and Path(checkpoint).exists():
+        history, start = _resume(m2, opt, checkpoint, settings)
+    for epoch in range(start + 1, epochs + 1):
+        seed_epoch(seed, epoch)
         t0, sums = time.perf_counter(), torch.zeros(2, device=device)  # (labelled, unlabelled) summed losses
+        labelled_batches = _forever(labelled)  # cycled within the epoch, afresh each epoch
         m2.train()
         bar = tqdm(unlabelled, desc=f"M2 epoch {epoch}/{epochs}", disable=not progress, leave=False)
         with pyro.validation_enabled(validate):
@@ -118,7 +162,30 @@ def fit_m2(m2: SemiSupervisedVAE, x_labelled: torch.Tensor, y_labelled: torch.Te
         history.unlabelled_loss.append(float(sums[1]) / steps / unlabelled.num_data)
         history.test_accuracy.append(m2.accuracy(x_test, y_test) if x_test is not None else None)
         history.seconds.append(time.perf_counter() - t0)
+        if checkpoint is not None:
+            ckpt.save_checkpoint(checkpoint, m2, optimizer=opt, epoch=epoch, history=history.to_dict(),
+                                 fit_config=settings)
         if progress:
             acc = f", test accuracy {history.test_accuracy[-1]:.4f}" if x_test is not None else ""
             tqdm.write(f"M2 epoch {epoch}: -U(x) {history.unlabelled_loss[-1]:.2f}{acc} ({history.seconds[-1]:.1f}s)")
     return history
+
+
+def _resume(m2: SemiSupervisedVAE, opt: torch.optim.Optimizer, path: str | os.PathLike,
+            settings: dict) -> tuple[M2History, int]:
+    """Load ``path`` into ``m2`` and ``opt``; the history and the epochs done."""
+    payload = ckpt.read_checkpoint(path)
+    stored = payload["fit_config"]
+    differ = sorted(k for k in settings if stored.get(k) != settings[k])
+    if differ:
+        raise ckpt.CheckpointError(
+            f"checkpoint {path} was written with other settings: {', '.join(f'{k}={stored.get(k)!r}' for k in differ)} "
+            f"(this run: {', '.join(f'{k}={settings[k]!r}' for k in differ)}); resuming would not repeat that run, so "
+            "use the same settings or another checkpoint path")
+    ckpt.load_into(m2, payload, path=path)
+    ckpt.load_optimizer_state(opt, payload["optimizer"], path=path)
+    history = M2History.from_dict(payload["history"], path)
+    if len(history.epoch) != payload["epoch"]:
+        raise ckpt.CheckpointError(f"checkpoint {path} is malformed: {len(history.epoch)} epochs of history for "
+                                   f"epoch {payload['epoch']}")
+    return history, payload["epoch"]

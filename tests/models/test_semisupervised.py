@@ -20,7 +20,7 @@ from pyro.infer import Trace_ELBO, TraceEnum_ELBO
 
 from pyrovae import nets
 from pyrovae.models import SemiSupervisedVAE, build_m2, split_labelled
-from pyrovae.train import fit_m2
+from pyrovae.train import CheckpointError, fit_m2
 
 C = 10
 
@@ -153,3 +153,61 @@ def test_short_training_beats_chance(mnist_small):
     assert h.epoch == [1, 2, 3] and len(h.test_accuracy) == 3
     assert h.unlabelled_loss[2] < h.unlabelled_loss[0]
     assert h.test_accuracy[-1] > 0.4  # chance is 0.1
+
+
+def _tiny_split(n_labelled: int = 20, n_unlabelled: int = 200):
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(n_labelled + n_unlabelled, 1, 28, 28, generator=g)
+    y = torch.arange(n_labelled + n_unlabelled) % C
+    return x[:n_labelled], y[:n_labelled], x[n_labelled:]
+
+
+def _tiny_fit(path, epochs, resume=True, **kw):
+    torch.manual_seed(0)
+    m2 = build_m2(z_dim=3, hidden=(16,))
+    xl, yl, xu = _tiny_split()
+    h = fit_m2(m2, xl, yl, xu, xl, yl, epochs=epochs, batch_size=50, progress=False, seed=3,
+               checkpoint=path, resume=resume, **kw)
+    return m2, h
+
+
+def test_resumed_run_repeats_the_uninterrupted_one_bit_for_bit(tmp_path):
+    whole, h_whole = _tiny_fit(tmp_path / "whole.pt", 3)
+    _tiny_fit(tmp_path / "pieces.pt", 1)  # stopped after epoch 1 ...
+    pieces, h_pieces = _tiny_fit(tmp_path / "pieces.pt", 3)  # ... and continued
+    assert h_pieces.epoch == [1, 2, 3]
+    assert h_pieces.unlabelled_loss == h_whole.unlabelled_loss
+    assert h_pieces.labelled_loss == h_whole.labelled_loss
+    for (name, a), b in zip(whole.state_dict().items(), pieces.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_an_existing_checkpoint_is_not_overwritten_without_resume(tmp_path):
+    path = tmp_path / "m2.pt"
+    _tiny_fit(path, 1)
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError, match="pass resume=True"):
+        _tiny_fit(path, 2, resume=False)
+    assert path.read_bytes() == before
+
+
+def test_resume_refuses_other_settings_and_other_networks(tmp_path):
+    path = tmp_path / "m2.pt"
+    _tiny_fit(path, 1)
+    with pytest.raises(CheckpointError, match="other settings: alpha="):
+        _tiny_fit(path, 2, alpha=5.0)
+    m2 = build_m2(z_dim=4, hidden=(16,))  # another latent size
+    xl, yl, xu = _tiny_split()
+    with pytest.raises(CheckpointError, match="another config"):
+        fit_m2(m2, xl, yl, xu, epochs=2, batch_size=50, progress=False, seed=3, checkpoint=path, resume=True)
+
+
+def test_resume_refuses_a_corrupt_checkpoint_and_needs_a_path(tmp_path):
+    path = tmp_path / "m2.pt"
+    _tiny_fit(path, 1)
+    path.write_bytes(path.read_bytes()[:200])  # truncated, as by a kill mid-copy
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        _tiny_fit(path, 2)
+    xl, yl, xu = _tiny_split()
+    with pytest.raises(ValueError, match="resume=True needs checkpoint"):
+        fit_m2(build_m2(z_dim=3, hidden=(16,)), xl, yl, xu, epochs=1, resume=True, progress=False)
