@@ -28,8 +28,9 @@ import pyro
 import torch
 
 from .._util.files import atomic_write_bytes
-from ..models import VAE
+from ..models import VAE, HierarchicalVAE
 from ..models.config import VAEConfig, build_vae
+from ..models.hierarchical_config import HierarchicalConfig, build_hierarchical_vae
 
 FORMAT = "pyrovae-checkpoint"
 VERSION = 1
@@ -314,31 +315,50 @@ def _parameter_bound(config: VAEConfig) -> int:
     return total + config.guide_flows * made(config.z_dim + context)
 
 
-def _rebuild(payload: dict, path: Any) -> VAE:
+def _rebuild_hierarchical(payload: dict, path: Any) -> HierarchicalVAE:
+    # the size of what the config describes, built on the meta device (no memory), before the real build
+    try:
+        config = HierarchicalConfig.from_dict(payload["config"])
+        with torch.device("meta"):
+            bound = sum(t.numel() for t in build_hierarchical_vae(config).state_dict().values())
+    except (TypeError, ValueError, AttributeError, RuntimeError) as e:
+        raise _malformed(path, "config", f"does not describe a hierarchical VAE ({type(e).__name__}: {e})") from e
+    _check_size(payload, bound, path)
+    return build_hierarchical_vae(config)
+
+
+def _check_size(payload: dict, bound: int, path: Any) -> None:
+    stored = sum(t.numel() for t in payload["model_state"].values())
+    if bound > SLACK_FACTOR * stored + SLACK_PARAMETERS:
+        raise _malformed(path, "config", f"describes a model of up to {bound:,} parameters, but the file holds "
+                                         f"{stored:,}: refusing to build it")
+
+
+def _rebuild(payload: dict, path: Any) -> VAE | HierarchicalVAE:
     # check the config and the size of what it describes before building anything
     if not payload["config"]:
         raise CheckpointError(f"checkpoint {path} has no config to rebuild the model from; pass vae=")
+    if payload["config"].get("model") == "hierarchical":  # HierarchicalConfig.model
+        return _rebuild_hierarchical(payload, path)
     try:
         config = VAEConfig.from_dict(payload["config"])
         bound = _parameter_bound(config)
     except (TypeError, ValueError, AttributeError, RuntimeError) as e:
         raise _malformed(path, "config", f"does not describe a VAE ({type(e).__name__}: {e})") from e
-    stored = sum(t.numel() for t in payload["model_state"].values())
-    if bound > SLACK_FACTOR * stored + SLACK_PARAMETERS:
-        raise _malformed(path, "config", f"describes a model of up to {bound:,} parameters, but the file holds "
-                                         f"{stored:,}: refusing to build it")
+    _check_size(payload, bound, path)
     try:
         return build_vae(config)
     except (TypeError, ValueError, RuntimeError) as e:
         raise _malformed(path, "config", f"does not describe a VAE ({type(e).__name__}: {e})") from e
 
 
-def load_checkpoint(path: str | os.PathLike, vae: VAE | None = None, *,
-                    map_location: str | torch.device = "cpu") -> tuple[VAE, dict]:
+def load_checkpoint(path: str | os.PathLike, vae: VAE | HierarchicalVAE | None = None, *,
+                    map_location: str | torch.device = "cpu") -> tuple[VAE | HierarchicalVAE, dict]:
     """Load a checkpoint into ``vae`` (or into a VAE rebuilt from its config).
 
     :param path: the checkpoint file.
-    :param vae: a model to load into; ``None`` rebuilds one with :func:`pyrovae.models.build_vae`,
+    :param vae: a model to load into; ``None`` rebuilds one with :func:`pyrovae.models.build_vae`
+        (or :func:`~pyrovae.models.build_hierarchical_vae` for a config of ``model: "hierarchical"``),
         after checking the config's size against the stored weights.
     :param map_location: where to put the model.
     :returns: ``(vae, payload)``.

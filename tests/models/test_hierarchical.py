@@ -358,10 +358,24 @@ def test_fit_with_warmup_and_a_bitwise_resume(tmp_path):
     # what a loader needs to rebuild the model from the checkpoint alone: its config and the builder
     payload = ckpt.read_checkpoint(path)
     assert payload["config"]["model"] == "hierarchical" and payload["epoch"] == 2
-    rebuilt = build_hierarchical_vae(payload["config"])
-    ckpt.load_into(rebuilt, payload, path=path)
+    rebuilt, _ = ckpt.load_checkpoint(path)  # what `pyrovae evaluate` and `pyrovae inspect` do
+    assert isinstance(rebuilt, HierarchicalVAE) and rebuilt.top_down
     for (k, a), (_, b) in zip(resumed.state_dict().items(), rebuilt.state_dict().items()):
         assert torch.equal(a, b), k
+
+
+def test_a_hierarchical_checkpoint_with_a_forged_config_is_refused(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "h.pt"
+    fit(_tiny("bottom_up"), _tiny_data(100), epochs=1, batch_size=50, binarize=None, progress=False,
+        checkpoint=path)
+    payload = ckpt.read_checkpoint(path)
+    for forged, problem in [({"hidden": [[4096] * 8] * 2}, "refusing to build it"),  # a huge model from tiny weights
+                            ({"guide": "sideways"}, "does not describe a hierarchical VAE"),
+                            ({"colour": "red"}, "unknown hierarchical config fields")]:
+        torch.save({**payload, "config": {**payload["config"], **forged}}, tmp_path / "forged.pt")
+        with pytest.raises(ckpt.CheckpointError, match=problem):
+            ckpt.load_checkpoint(tmp_path / "forged.pt")
 
 
 def test_config_builds_burdas_network_and_round_trips():
