@@ -27,6 +27,17 @@ best-large-iwae  ``best-large`` trained with the IWAE bound (K = 5); with ``--in
            bound trains a better decoder than the ELBO)
 ========== =====================================================================
 
+Two hierarchical recipes (:func:`pyrovae.models.build_hierarchical_vae`, latent layers z1 of 100
+and z2 of 50, trained with :func:`pyrovae.fit` on the IWAE bound, K = 5, for 300 epochs with
+the learning rate decayed to 1e-4; log p(x) is importance-sampled over both layers). Only the
+training flags apply to them (``--epochs``, ``--particles``, ``--loss``, ``--lr``, ...):
+
+============ =====================================================================
+hvae-burda   Burda et al.'s two-layer network: 784-200-200-z1, z1-100-100-z2, tanh, bottom-up guide
+hvae-wide    784-512-512-z1, z1-256-256-z2, GELU, the top-down guide with the residual
+             (NVAE) posterior, 10 epochs of KL warm-up
+============ =====================================================================
+
 ``vampprior`` on Burda's tanh network stays at the pixel marginals (test ELBO about -199):
 the VampPrior leaves the location of z free, z drifts to where the decoder's tanh units
 saturate, and the decoder ignores it (see :class:`pyrovae.priors.VampPrior`). ``vamp-large``
@@ -82,6 +93,16 @@ PUBLISHED: dict[str, tuple[float, str]] = {
     "iwae-large": (85.54, "Burda et al. 2016, IWAE k=5 1 layer, dynamic"),
     "best-large": (84.78, "target: beat Burda et al.'s IWAE k=50 (84.78)"),
     "best-large-iwae": (84.78, "target: beat Burda et al.'s IWAE k=50 (84.78)"),
+    "hvae-burda": (83.89, "Burda et al. 2016, IWAE k=5 2 layers, 3280 epochs, dynamic"),
+    "hvae-wide": (82.90, "target: beat Burda et al.'s IWAE k=50 2 layers (82.90)"),
+}
+
+#: hierarchical recipe name -> (HierarchicalConfig fields, training fields over ``vae-burda``'s)
+_IWAE5 = {"epochs": 300, "loss": "iwae", "num_particles": 5, "final_lr": 1e-4}
+HIERARCHICAL: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "hvae-burda": ({}, _IWAE5),
+    "hvae-wide": ({"guide": "top_down", "combine": "residual", "activation": "gelu",
+                   "hidden": [[512, 512], [256, 256]]}, {**_IWAE5, "warmup_epochs": 10.0}),
 }
 
 
@@ -92,13 +113,11 @@ class _TimeUp(Exception):
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Train ``args.recipe``, score the test set, write and return the JSON record."""
     from pyrovae import data, evaluate
-    from pyrovae.cli.args import recipe_changes
     from pyrovae.cli.train import fit_recipe
     from pyrovae.models import build_vae
-    from pyrovae.models.recipes import get_recipe, init_from_data
+    from pyrovae.models.recipes import init_from_data
 
-    recipe = get_recipe(args.recipe, **recipe_changes(args))
-    config = recipe.model_config()
+    recipe, vae = _model(args)
     torch.set_num_threads(args.threads)
     pyro.set_rng_seed(recipe.seed)
     pyro.clear_param_store()
@@ -108,11 +127,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.test_subset:
         x_test = x_test[: args.test_subset]
     x_test_bin = data.binarize(x_test, "static", seed=STATIC_TEST_SEED)
-    vae = build_vae(config)
+    vae = build_vae(recipe.model_config()) if vae is None else vae
     init_from_data(vae, x_train)  # a VampPrior's pseudo-inputs start at training images
     init = _init_from(vae, args) if args.init_from else None
     out = Path(args.out)
-    record = _new_record(args, recipe, n_test=len(x_test))
+    record = _new_record(args, recipe, dict(vae.config), n_test=len(x_test))
     if init is not None:
         record["init_from"] = init
     t0 = time.perf_counter()
@@ -160,12 +179,36 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return record
 
 
-def _new_record(args: argparse.Namespace, recipe: Any, n_test: int) -> dict[str, Any]:
-    """The JSON record of a run before training: what is trained, how, and how it is scored."""
+def _model(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The recipe of ``args`` (with its flags applied), and the hierarchical VAE it names (``None``
+    for a one-layer recipe, built from the recipe's model config once the seed is set).
+
+    :raises ValueError: for a model flag given with a hierarchical recipe.
+    """
+    from pyrovae.cli.args import MODEL_FLAGS, recipe_changes
+    from pyrovae.models import build_hierarchical_vae
+    from pyrovae.models.recipes import get_recipe
+
+    changes = recipe_changes(args)
+    if args.recipe not in HIERARCHICAL:
+        return get_recipe(args.recipe, **changes), None
+    model_flags = sorted(MODEL_FLAGS[k][0] for k in changes if k in MODEL_FLAGS)
+    if model_flags:
+        raise ValueError(f"{', '.join(model_flags)} do not apply to the hierarchical recipe {args.recipe}: its network "
+                         "is fixed (see this script's docstring); only the training flags apply")
+    model_fields, training = HIERARCHICAL[args.recipe]
+    recipe = get_recipe("vae-burda", **{**training, **changes})
+    torch.manual_seed(recipe.seed)  # the initial weights, as pyro.set_rng_seed does for the others
+    return recipe, build_hierarchical_vae(**model_fields)
+
+
+def _new_record(args: argparse.Namespace, recipe: Any, model: dict[str, Any], n_test: int) -> dict[str, Any]:
+    """The JSON record of a run before training: what is trained (``model``, the model's config),
+    how, and how it is scored."""
     published = PUBLISHED.get(args.recipe, (None, "no published number for this recipe"))
     record: dict[str, Any] = {
         "config_name": args.recipe,
-        "model": recipe.model_config().to_dict(),
+        "model": model,
         "train": {"loss": recipe.loss, "particles": recipe.num_particles, "epochs_requested": recipe.epochs,
                   "batch_size": recipe.batch_size, "lr": recipe.lr, "final_lr": recipe.final_lr,
                   "warmup_epochs": recipe.warmup_epochs, "binarize": recipe.binarize, "seed": recipe.seed,
@@ -210,8 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--recipe", "--config", dest="recipe", required=True, choices=tuple(RECIPES), metavar="NAME",
-                   help=f"named recipe (--config is the old name): {', '.join(RECIPES)}")
+    names = (*RECIPES, *HIERARCHICAL)
+    p.add_argument("--recipe", "--config", dest="recipe", required=True, choices=names, metavar="NAME",
+                   help=f"named recipe (--config is the old name): {', '.join(names)}")
     # every recipe field can be overridden; the defaults shown are vae-burda's
     cli_args.add_flags(p.add_argument_group("model"), cli_args.MODEL_FLAGS, shown=RECIPES["vae-burda"], check=False)
     p.add_argument("--components", dest="num_components", type=int, default=None, help="the same as --num-components")

@@ -247,3 +247,19 @@ def test_likelihood_benchmark_scores_a_finished_checkpoint(tmp_path, mnist):
     assert again["eval"]["test_points"] == 32 and again["status"] == "done"
     # scored on a subset of the same binarised test images, by the same model
     assert abs(again["nll"] - first["nll"]) < 4 * (first["nll_se_data"] + again["nll_se_data"])
+
+
+def test_likelihood_benchmark_hierarchical_recipe_resumes_and_refuses_model_flags(tmp_path, mnist):
+    bench = _load_benchmark("likelihood")
+    tiny = ["--recipe", "hvae-burda", "--subset", "64", "--samples", "8", "--threads", "2",
+            "--checkpoint", str(tmp_path / "h.pt")]
+    first = bench.run(bench.build_parser().parse_args([*tiny, "--epochs", "1", "--out", str(tmp_path / "a.json")]))
+    assert first["model"]["model"] == "hierarchical" and first["model"]["z_dims"] == [100, 50]
+    assert first["train"]["loss"] == "iwae" and first["train"]["particles"] == 5 and first["epochs"] == 1
+    assert math.isfinite(first["nll"]) and first["nll"] > 0
+    # --epochs 2 with the same checkpoint trains one epoch more, on from the first
+    second = bench.run(bench.build_parser().parse_args([*tiny, "--epochs", "2", "--out", str(tmp_path / "b.json")]))
+    assert second["history"]["epoch"] == [1, 2]
+    assert second["history"]["test_elbo"][0] == first["history"]["test_elbo"][0]
+    with pytest.raises(ValueError, match="--z-dim do not apply to the hierarchical recipe hvae-burda"):
+        bench.run(bench.build_parser().parse_args([*tiny, "--z-dim", "8", "--out", str(tmp_path / "c.json")]))
