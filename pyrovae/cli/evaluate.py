@@ -62,5 +62,9 @@ def run(args: argparse.Namespace) -> dict:
     print(f"log p(x) {summary['log_px']:.2f} ± {summary['log_px_stderr']:.2f} nats (K={args.samples}, "
           f"{summary['log_px_seconds']:.1f}s); ELBO gap {summary['elbo_gap']:.2f}")
     print(summary["collapse_report"])
+    if "active_units_per_layer" in summary:
+        names = [f"z{i + 1}" for i in range(len(summary["z_dims"]))]
+        print("per layer: " + "; ".join(f"{name} {a} of {d} active, KL {kl:.2f} nats" for name, a, d, kl in zip(
+            names, summary["active_units_per_layer"], summary["z_dims"], summary["kl_per_layer"], strict=True)))
     print(f"wrote {out}")
     return summary

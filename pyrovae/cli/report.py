@@ -44,6 +44,10 @@ def evaluation_summary(vae: VAE, x: torch.Tensor, num_samples: int = 5000, batch
     info = evaluate.aggregate_posterior(vae, x)
     activity = evaluate.unit_activity(vae, x)
     n = len(x)
+    layers = {}
+    if hasattr(vae, "kl_per_layer"):  # a hierarchical VAE: the collapse diagnostics of each layer, z1 first
+        layers = {"z_dims": list(vae.z_dims), "active_units_per_layer": list(vae.active_units(x)),
+                  "kl_per_layer": vae.kl_per_layer(x).mean(0).tolist()}
     return {
         "n": n,
         "elbo": float(terms.elbo.mean()),
@@ -62,6 +66,7 @@ def evaluation_summary(vae: VAE, x: torch.Tensor, num_samples: int = 5000, batch
         "mutual_information": info.mutual_information,
         "aggregate_kl": info.aggregate_kl,
         "collapse_report": evaluate.collapse_report(vae, x),
+        **layers,
     }
 
 

@@ -27,6 +27,19 @@ def test_evaluation_summary_is_consistent():
     assert s["kl_method"] == "analytic" and isinstance(s["collapse_report"], str)
 
 
+def test_evaluation_summary_of_a_hierarchical_vae_has_each_layers_numbers():
+    from pyrovae.models import build_hierarchical_vae
+
+    torch.manual_seed(0)
+    hvae = build_hierarchical_vae(z_dims=(4, 2), hidden=((16,), (8,))).eval()
+    _, x, _ = _tiny()
+    s = evaluation_summary(hvae, x, num_samples=16, batch_size=20)
+    assert s["z_dims"] == [4, 2] and s["z_dim"] == 6 and len(s["active_units_per_layer"]) == 2
+    assert all(0 <= a <= d for a, d in zip(s["active_units_per_layer"], s["z_dims"], strict=True))
+    # the layers' KL terms add up to the ELBO's (both Monte Carlo here: within their noise)
+    assert sum(s["kl_per_layer"]) == pytest.approx(s["kl"], rel=0.15)
+
+
 def test_inspection_figures_draws_only_the_names_asked_for(tmp_path):
     vae, x, y = _tiny()
     paths, notes = inspection_figures(vae, x, y, tmp_path, names=TRAIN_FIGURES)
