@@ -176,6 +176,9 @@ def _resume(m2: SemiSupervisedVAE, opt: torch.optim.Optimizer, path: str | os.Pa
     """Load ``path`` into ``m2`` and ``opt``; the history and the epochs done."""
     payload = ckpt.read_checkpoint(path)
     stored = payload["fit_config"]
+    if not set(settings) <= set(stored):
+        raise ckpt.CheckpointError(f"checkpoint {path} was not written by fit_m2 (it lacks the M2 settings "
+                                   f"{sorted(set(settings) - set(stored))}); pass another checkpoint path")
     differ = sorted(k for k in settings if stored.get(k) != settings[k])
     if differ:
         raise ckpt.CheckpointError(

@@ -202,6 +202,16 @@ def test_resume_refuses_other_settings_and_other_networks(tmp_path):
         fit_m2(m2, xl, yl, xu, epochs=2, batch_size=50, progress=False, seed=3, checkpoint=path, resume=True)
 
 
+def test_resume_refuses_a_checkpoint_of_fit(tmp_path):
+    from pyrovae import fit
+    from pyrovae.models import build_vae
+
+    path = tmp_path / "vae.pt"
+    fit(build_vae(z_dim=2, hidden=(8,)), _tiny_split()[2], epochs=1, batch_size=50, progress=False, checkpoint=path)
+    with pytest.raises(CheckpointError, match="was not written by fit_m2"):
+        _tiny_fit(path, 2)
+
+
 def test_resume_refuses_a_corrupt_checkpoint_and_needs_a_path(tmp_path):
     path = tmp_path / "m2.pt"
     _tiny_fit(path, 1)
