@@ -55,7 +55,7 @@ def main(args: argparse.Namespace) -> dict:
     x_l, y_l, x_u = split_labelled(train.images, train.labels, args.labels, seed=args.seed)
     m2 = build_m2(z_dim=args.z_dim, hidden=tuple(args.hidden))
     history = fit_m2(m2, x_l, y_l, x_u, test.images, test.labels, epochs=args.epochs, batch_size=args.batch_size,
-                     lr=args.lr, alpha=args.alpha, seed=args.seed, checkpoint=args.checkpoint,
+                     lr=args.lr, final_lr=args.final_lr, alpha=args.alpha, seed=args.seed, checkpoint=args.checkpoint,
                      resume=args.checkpoint is not None)
 
     grid = m2.conditional_samples(args.per_digit)  # (10, per_digit, 1, 28, 28)
@@ -69,7 +69,8 @@ def main(args: argparse.Namespace) -> dict:
                      title="M2 style transfer: input (left), then its z decoded with y = 0..9",
                      path=run.path("semisupervised_m2_style_transfer.png"))
     return run.finish("semisupervised_m2", {
-        "labels": args.labels, "epochs": args.epochs, "z_dim": args.z_dim, "hidden": list(args.hidden),
+        "labels": args.labels, "epochs": args.epochs, "lr": args.lr, "final_lr": args.final_lr,
+        "alpha": args.alpha, "z_dim": args.z_dim, "hidden": list(args.hidden),
         "test_accuracy_per_epoch": history.test_accuracy, "unlabelled_loss_per_epoch": history.unlabelled_loss,
         "seconds_per_epoch": history.seconds, "test_accuracy": history.test_accuracy[-1],
         "test_error": 1 - history.test_accuracy[-1],
@@ -80,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     p = experiment.parser(__doc__, epochs=10, z_dim=50, hidden=(500,))
     p.add_argument("--labels", type=int, default=3000, help="labelled training images (100, 600, 1000, 3000, ...)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--final-lr", type=float, default=None,
+                   help="decay the learning rate geometrically to this at the last epoch (default: constant)")
     p.add_argument("--alpha", type=float, default=None, help="classification weight (default 0.1 N)")
     p.add_argument("--per-digit", type=int, default=10, help="styles (columns) in the generation grid")
     p.add_argument("--styles", type=int, default=6, help="test digits whose style is transferred")

@@ -31,6 +31,7 @@ from ..models.semisupervised import ALPHA_PER_DATUM, SemiSupervisedVAE
 from . import checkpoint as ckpt
 from .checks import check_training_data
 from .rng import neutral_plate_guess, seed_epoch
+from .schedules import exponential_lr
 
 __all__ = ["M2History", "fit_m2"]
 
@@ -75,7 +76,8 @@ def _descend(opt: torch.optim.Optimizer, value: torch.Tensor) -> torch.Tensor:
 
 def fit_m2(m2: SemiSupervisedVAE, x_labelled: torch.Tensor, y_labelled: torch.Tensor, x_unlabelled: torch.Tensor,
            x_test: torch.Tensor | None = None, y_test: torch.Tensor | None = None, *, epochs: int,
-           batch_size: int = 100, lr: float = 1e-3, alpha: float | None = None, binarize: str | None = "dynamic",
+           batch_size: int = 100, lr: float = 1e-3, final_lr: float | None = None, alpha: float | None = None,
+           binarize: str | None = "dynamic",
            loss: ELBO | None = None, labelled_loss: ELBO | None = None, seed: int = 0, progress: bool = True,
            validate: bool = False, checkpoint: str | os.PathLike | None = None, resume: bool = False) -> M2History:
     r"""Train M2 on :math:`\mathcal{J}^\alpha` (module docstring), alternating one labelled and one
@@ -91,6 +93,9 @@ def fit_m2(m2: SemiSupervisedVAE, x_labelled: torch.Tensor, y_labelled: torch.Te
     :param epochs: passes over the unlabelled data.
     :param batch_size: examples per batch, labelled and unlabelled.
     :param lr: Adam's learning rate.
+    :param final_lr: decay the learning rate geometrically from ``lr`` (epoch 1) to this at the last
+        epoch (:func:`~pyrovae.train.exponential_lr`); ``None`` keeps ``lr``. With a decay,
+        ``epochs`` is part of the schedule, so a resume must ask for the same ``epochs``.
     :param alpha: the weight of the classification loss; default :math:`0.1 (N_l + N_u)` (Kingma et al.).
     :param binarize: ``"dynamic"`` (a fresh draw per batch) or ``None``.
     :param loss: the ELBO of the unlabelled batches, default ``TraceEnum_ELBO(max_plate_nesting=1)``
@@ -136,7 +141,9 @@ def fit_m2(m2: SemiSupervisedVAE, x_labelled: torch.Tensor, y_labelled: torch.Te
         x_test = x_test.to(device)
         x_test = binarize_images(x_test, "static", seed=0) if binarize is not None else x_test
     opt = torch.optim.Adam(m2.parameters(), lr=lr)
+    schedule = exponential_lr(lr, final_lr, epochs) if final_lr is not None else (lambda epoch: lr)
     settings = {"labelled": len(x_labelled), "unlabelled": len(x_unlabelled), "batch_size": batch_size, "lr": lr,
+                "final_lr": final_lr, "schedule_epochs": epochs if final_lr is not None else None,
                 "alpha": alpha, "binarize": binarize, "seed": seed, "loss": type(loss).__name__,
                 "labelled_loss": type(labelled_loss).__name__}
     history, start = M2History(), 0
@@ -144,6 +151,8 @@ def fit_m2(m2: SemiSupervisedVAE, x_labelled: torch.Tensor, y_labelled: torch.Te
         history, start = _resume(m2, opt, checkpoint, settings)
     for epoch in range(start + 1, epochs + 1):
         seed_epoch(seed, epoch)
+        for group in opt.param_groups:
+            group["lr"] = schedule(epoch)
         t0, sums = time.perf_counter(), torch.zeros(2, device=device)  # (labelled, unlabelled) summed losses
         labelled_batches = _forever(labelled)  # cycled within the epoch, afresh each epoch
         m2.train()

@@ -221,3 +221,34 @@ def test_resume_refuses_a_corrupt_checkpoint_and_needs_a_path(tmp_path):
     xl, yl, xu = _tiny_split()
     with pytest.raises(ValueError, match="resume=True needs checkpoint"):
         fit_m2(build_m2(z_dim=3, hidden=(16,)), xl, yl, xu, epochs=1, resume=True, progress=False)
+
+
+def test_learning_rate_decay_reaches_final_lr_and_resumes_bit_for_bit(tmp_path, monkeypatch):
+    from pyrovae.train import checkpoint as ckpt
+    from pyrovae.train import semisupervised
+
+    whole, h_whole = _tiny_fit(tmp_path / "whole.pt", 3, lr=1e-2, final_lr=1e-4)
+    # geometric, one rate per epoch: 1e-2, 1e-3, 1e-4; the saved optimizer holds the last one
+    saved = ckpt.read_checkpoint(tmp_path / "whole.pt")["optimizer"]["state"]["param_groups"][0]["lr"]
+    assert saved == pytest.approx(1e-4, rel=1e-9)
+    _, h_constant = _tiny_fit(tmp_path / "constant.pt", 3, lr=1e-2)
+    assert h_constant.unlabelled_loss[0] == h_whole.unlabelled_loss[0]  # epoch 1 runs at lr in both
+    assert h_constant.unlabelled_loss[2] != h_whole.unlabelled_loss[2]
+
+    real_save = ckpt.save_checkpoint
+
+    def killed_after_first_write(*args, **kwargs):  # the process dies right after epoch 1 is saved
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(semisupervised.ckpt, "save_checkpoint", killed_after_first_write)
+    with pytest.raises(KeyboardInterrupt):
+        _tiny_fit(tmp_path / "pieces.pt", 3, lr=1e-2, final_lr=1e-4)
+    monkeypatch.setattr(semisupervised.ckpt, "save_checkpoint", real_save)
+    assert ckpt.read_checkpoint(tmp_path / "pieces.pt")["epoch"] == 1
+    with pytest.raises(CheckpointError, match="other settings: schedule_epochs=3"):  # another schedule length
+        _tiny_fit(tmp_path / "pieces.pt", 4, lr=1e-2, final_lr=1e-4)
+    pieces, h_pieces = _tiny_fit(tmp_path / "pieces.pt", 3, lr=1e-2, final_lr=1e-4)  # the same command again
+    assert h_pieces.unlabelled_loss == h_whole.unlabelled_loss
+    for (name, a), b in zip(whole.state_dict().items(), pieces.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
