@@ -59,9 +59,7 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
-from pyrovae import data, evaluate, fit, plots
+from pyrovae import data, evaluate, fit, inspect, plots
 from pyrovae.cli import experiment
 from pyrovae.models import build_hierarchical_vae
 from pyrovae.train import schedules
@@ -86,9 +84,7 @@ def main(args: argparse.Namespace) -> dict:
 
     plots.image_grid(hvae.sample(64), nrow=16, title="samples from p(z2) p(z1|z2), decoded (mean of p(x|z1))",
                      path=run.path("hierarchical_vae_samples.png"))
-    top = hvae.prior.top().sample((args.rows,))  # (rows, z_top)
-    noise = [torch.randn(args.columns, d) for d in hvae.z_dims[:-1]]  # one fixed eps per column and layer
-    grid = hvae.generate(top.repeat_interleave(args.columns, 0), [n.repeat(args.rows, 1) for n in noise])
+    grid = inspect.top_layer_grid(hvae, args.rows, args.columns)  # (rows * columns, 1, 28, 28)
     plots.image_grid(grid, nrow=args.columns, row_labels=[f"z2 #{i + 1}" for i in range(args.rows)],
                      title="rows: one z2 ~ p(z2) each; columns: z1's noise held fixed",
                      path=run.path("hierarchical_vae_top_layer.png"))

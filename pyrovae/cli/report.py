@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from .. import evaluate, inspect, plots
-from ..models import VAE
+from ..models import VAE, HierarchicalVAE
 
 #: figures that need a 2-D latent
 TWO_D_ONLY = ("manifold", "true_posterior")
@@ -230,6 +230,10 @@ def _true_posterior(f: _Figures) -> str | None:
 
 
 def _unit_activity(f: _Figures) -> None:
+    if isinstance(f.vae, HierarchicalVAE):  # each layer's own activity, as in its active-unit counts
+        plots.unit_activity(torch.cat(f.vae.unit_activity(f.x)), layers=f.vae.z_dims,
+                            title="latent units of each layer: activity", path=f.path("unit_activity"))
+        return
     kl_dim = None
     try:
         kl_dim = evaluate.kl_per_dim(f.vae, f.x).mean(0)
@@ -259,12 +263,25 @@ def _denoise(f: _Figures) -> None:
     )
 
 
+def _top_layer(f: _Figures, rows: int = 6, columns: int = 8) -> str | None:
+    if not isinstance(f.vae, HierarchicalVAE):
+        return "it needs a hierarchical VAE (two or more latent layers)"
+    top = f"z{len(f.vae.z_dims)}"
+    plots.labelled_grid(inspect.top_layer_grid(f.vae, rows, columns), ncol=columns,
+                        row_labels=[f"{top} #{i + 1}" for i in range(rows)],
+                        col_labels=[f"noise #{j + 1}" for j in range(columns)],
+                        title=f"rows: one {top} ~ p({top}) each; columns: the noise of the layers below held fixed",
+                        path=f.path("top_layer"))
+    return None
+
+
 #: figure name -> function that writes it, or returns why it does not apply
 FIGURES: dict[str, Callable[[_Figures], str | None]] = {
     "samples": _samples, "posterior_decodes": _posterior_decodes, "reconstructions": _reconstructions,
     "latent": _latent, "bubbles": _bubbles, "interpolation": _interpolation, "traversal": _traversal,
     "attribute_thickness": _attribute_thickness, "class_vector": _class_vector, "manifold": _manifold,
     "true_posterior": _true_posterior, "unit_activity": _unit_activity, "anomalies": _anomalies, "denoise": _denoise,
+    "top_layer": _top_layer,
 }
 
 

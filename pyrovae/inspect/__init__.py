@@ -7,7 +7,8 @@
   the prior's density on a grid, and highest-density levels that enclose a given mass;
 - :mod:`~pyrovae.inspect.posterior_grid`: the true posterior of a 2-D latent on a grid,
   against the guide;
-- :mod:`~pyrovae.inspect.denoise`: reconstruction from corrupted inputs.
+- :mod:`~pyrovae.inspect.denoise`: reconstruction from corrupted inputs;
+- :mod:`~pyrovae.inspect.layers`: what the top layer of a hierarchical VAE controls.
 
 The anomaly scores (:mod:`pyrovae.evaluate.anomaly`) and corruptions
 (:mod:`pyrovae.data.corrupt`) are re-exported here too, where users of earlier versions
@@ -19,6 +20,7 @@ from ..evaluate.anomaly import AnomalyScores, anomaly_scores, rank
 from .codes import LatentCodes, LatentSnapshots, encode_dataset, pca, posterior_decodes, project_2d
 from .denoise import denoise
 from .density import SIGMA_MASSES, DensityGrid, hdr_levels, latent_extent, prior_density, prior_samples, sigma_mass
+from .layers import top_layer_grid
 from .posterior_grid import PosteriorGrid, posterior_grid
 from .walks import (
     ManifoldGrid,
@@ -65,5 +67,6 @@ __all__ = [
     "sigma_mass",
     "stroke_thickness",
     "thickness_vector",
+    "top_layer_grid",
     "traversal",
 ]

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 
 from .._util.checks import at_least, one_of
+from ..evaluate.posterior import moments
 from ..models import VAE
 from ..models.validation import check_inputs
 from .density import check_dims, check_quantile_range, latent_points, span_of
@@ -59,6 +60,13 @@ def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int = 10, method: str
     return (1 - t) * z0 + t * z1
 
 
+def _means(vae: VAE, x: torch.Tensor) -> torch.Tensor:
+    """The mean of q(z|x) per input, ``(b, z_dim)``: closed form where the guide has one, else
+    the Monte Carlo moments of :func:`~pyrovae.evaluate.posterior.moments` (a flow guide, or
+    a hierarchical VAE's chain of layers, whose ``.mean`` is not implemented)."""
+    return moments(vae.encode(x)).loc
+
+
 @torch.no_grad()
 def interpolate_inputs(vae: VAE, x0: torch.Tensor, x1: torch.Tensor, steps: int = 10,
                        method: str = "linear") -> torch.Tensor:
@@ -74,7 +82,7 @@ def interpolate_inputs(vae: VAE, x0: torch.Tensor, x1: torch.Tensor, steps: int 
         :func:`~pyrovae.models.validation.check_inputs`), or bad settings.
     """
     x = torch.cat([check_inputs(vae, x0, "x0", one=True), check_inputs(vae, x1, "x1", one=True)])  # (2, *x_shape)
-    z = vae.encode(x).mean  # (2, z_dim)
+    z = _means(vae, x)  # (2, z_dim)
     return vae.decode_mean(interpolate(z[0], z[1], steps, method))
 
 
@@ -176,7 +184,7 @@ def traversal(vae: VAE, x: torch.Tensor, dims: Sequence[int] | None = None, n: i
     :raises ValueError: for an input that is not one data point (checked by
         :func:`~pyrovae.models.validation.check_inputs`).
     """
-    z0 = vae.encode(check_inputs(vae, x, one=True)).mean[0]  # (z_dim,)
+    z0 = _means(vae, check_inputs(vae, x, one=True))[0]  # (z_dim,)
     dims = list(range(vae.z_dim)) if dims is None else list(dims)
     values = torch.linspace(-span, span, n, device=z0.device, dtype=z0.dtype)
     z = z0.repeat(len(dims) * n, 1)  # (len(dims)*n, z_dim)
@@ -264,7 +272,7 @@ def apply_attribute(vae: VAE, x: torch.Tensor, vector: torch.Tensor,
     :returns: ``(b * len(amounts), *x_shape)``, one row of ``len(amounts)`` per input.
     :raises ValueError: for bad inputs (:func:`~pyrovae.models.validation.check_inputs`).
     """
-    z = vae.encode(check_inputs(vae, x)).mean  # (b, z_dim)
+    z = _means(vae, check_inputs(vae, x))  # (b, z_dim)
     a = torch.as_tensor(amounts, dtype=z.dtype, device=z.device)  # (A,)
     shifted = z[:, None, :] + a[None, :, None] * vector.to(z.device)  # (b, A, z_dim)
     return vae.decode_mean(shifted.reshape(-1, z.shape[1]))

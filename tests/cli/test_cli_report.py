@@ -50,6 +50,8 @@ def test_inspection_figures_draws_only_the_names_asked_for(tmp_path):
     assert notes == []
     paths, notes = inspection_figures(vae, x, y, tmp_path / "m", names=["manifold"])
     assert paths == {} and notes == ["manifold: skipped, they need a 2-D latent (this model has z_dim=3)"]
+    paths, notes = inspection_figures(vae, x, y, tmp_path / "t", names=["top_layer"])
+    assert paths == {} and notes == ["top_layer: skipped, it needs a hierarchical VAE (two or more latent layers)"]
     with pytest.raises(ValueError, match="unknown figures \\['smile'\\]"):
         inspection_figures(vae, x, y, tmp_path, names=["samples", "smile"])
 

@@ -340,3 +340,22 @@ def test_prior_density_is_the_priors_own_log_prob():
     laplace = dist.Laplace(torch.zeros(3), torch.ones(3)).to_event(1)
     g = inspect.prior_density(_tiny_vae(laplace, z_dim=3), n=11)
     assert g.kind == "slice"
+
+
+def test_walks_use_the_moments_of_a_guide_without_a_closed_form_mean():
+    from pyrovae.evaluate.posterior import moments
+    from pyrovae.models import build_vae
+
+    torch.manual_seed(0)
+    vae = build_vae(x_shape=(12,), z_dim=3, hidden=(8,), guide_flows=2).eval()  # IAF guide: .mean not implemented
+    x = (torch.rand(4, 12) < 0.5).float()
+    with pytest.raises(NotImplementedError):
+        vae.encode(x).mean  # noqa: B018
+    z = moments(vae.encode(x)).loc  # (4, 3), Monte Carlo with fixed draws: the same on every call
+    path = inspect.interpolate_inputs(vae, x[0], x[1], 5)
+    torch.testing.assert_close(path[[0, -1]], vae.decode_mean(z[:2]))
+    images, values = inspect.traversal(vae, x[2], dims=[0], n=3)
+    torch.testing.assert_close(images[1], vae.decode_mean(torch.cat([values[1:2], z[2, 1:]])[None])[0])
+    v = torch.tensor([1.0, 0.0, -1.0])
+    out = inspect.apply_attribute(vae, x[:2], v, (0.0, 2.0))  # (2 * 2, 12): each input at each amount
+    torch.testing.assert_close(out[[0, 1]], vae.decode_mean(torch.stack([z[0], z[0] + 2 * v])))

@@ -335,6 +335,42 @@ def test_generate_varies_the_top_layer_with_fixed_noise():
         hvae.generate(z2, [])
 
 
+def test_top_layer_grid_holds_each_columns_noise_fixed():
+    from pyrovae.inspect import top_layer_grid
+
+    hvae = _tiny("top_down").eval()
+    torch.manual_seed(4)
+    grid = top_layer_grid(hvae, rows=3, columns=5)  # (15, 20), row by row
+    assert grid.shape == (15, 20)
+    torch.manual_seed(4)  # the same draws, in the helper's order: the top layer, then one noise per column
+    top = hvae.prior.top().sample((3,))
+    eps = torch.randn(5, 4)
+    for r in range(3):
+        torch.testing.assert_close(grid[5 * r:5 * (r + 1)], hvae.generate(top[r].expand(5, 2), [eps]))
+    assert not torch.allclose(grid[0], grid[5]) and not torch.allclose(grid[0], grid[1])
+    with pytest.raises(ValueError, match="rows must be a positive integer"):
+        top_layer_grid(hvae, rows=0)
+    from pyrovae.models import build_vae
+
+    with pytest.raises(TypeError, match="needs a HierarchicalVAE"):
+        top_layer_grid(build_vae(x_shape=(20,), z_dim=2, hidden=(8,)))
+
+
+@pytest.mark.parametrize("z_dims", [(4, 2), (5, 3, 2)])
+def test_every_inspection_figure_of_a_hierarchical_vae(tmp_path, z_dims):
+    from pyrovae.cli.report import FIGURES, inspection_figures
+
+    torch.manual_seed(0)
+    hvae = build_hierarchical_vae(z_dims=z_dims, hidden=((16,),) * len(z_dims)).eval()
+    x = (torch.rand(40, 1, 28, 28) < 0.2).float()  # (40, 1, 28, 28)
+    paths, notes = inspection_figures(hvae, x, torch.arange(40) % 10, tmp_path)
+    # everything but the 2-D-only maps, the top layer's grid included; a chain of layers has no
+    # closed-form mean, so interpolation, traversal and the attribute vectors use its moments
+    assert set(paths) == set(FIGURES) - {"manifold", "true_posterior"}
+    assert all(p.stat().st_size > 1000 for p in paths.values())
+    assert notes[0] == f"manifold, true_posterior: skipped, they need a 2-D latent (this model has z_dim={sum(z_dims)})"
+
+
 def test_fit_with_warmup_and_a_bitwise_resume(tmp_path):
     x = _tiny_data(200)
     kw = {"epochs": 2, "batch_size": 50, "binarize": None, "device": "cpu", "progress": False, "seed": 3,

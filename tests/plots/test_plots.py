@@ -236,3 +236,14 @@ def test_learning_curve_labels_of_close_stars_do_not_overlap(tmp_path):
             assert not boxes[a].overlaps(boxes[b]), f"labels {a} and {b} overlap"
     axes_box = ax.get_window_extent(renderer)
     assert all(axes_box.y0 <= box.y0 and box.y1 <= axes_box.y1 for box in boxes.values())
+
+
+def test_unit_activity_marks_each_layer_of_a_hierarchy(tmp_path):
+    activity = torch.cat([torch.full((4,), 0.5), torch.full((3,), 1e-4)])  # z1: 4 active, z2: none
+    fig = plots.unit_activity(activity, layers=(4, 3), path=_out(tmp_path, "unit_activity_layers.png"))
+    labels = [t.get_text() for t in fig.axes[0].texts]
+    assert labels == ["z1: 4/4 active", "z2: 0/3 active"]
+    assert [line.get_xdata()[0] for line in fig.axes[0].lines if line.get_linestyle() == "-"] == [3.5]
+    _check_png(_out(tmp_path, "unit_activity_layers.png"))
+    with pytest.raises(ValueError, match=r"layers \(4, 4\) sum to 8, but activity has 7 dimensions"):
+        plots.unit_activity(activity, layers=(4, 4))
