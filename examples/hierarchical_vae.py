@@ -61,6 +61,7 @@ import argparse
 
 from pyrovae import data, evaluate, fit, inspect, plots
 from pyrovae.cli import experiment
+from pyrovae.cli.args import nonnegative_float, positive_float, positive_int
 from pyrovae.models import build_hierarchical_vae
 from pyrovae.train import schedules
 
@@ -106,22 +107,22 @@ def _parser() -> argparse.ArgumentParser:
                    help="top-down guide: precision-weighted (LVAE) or residual (NVAE) posterior")
     p.add_argument("--activation", default="tanh", help="hidden non-linearity (Burda et al.: tanh)")
     p.add_argument("--loss", default="trace", help="objective by name: trace, meanfield or iwae")
-    p.add_argument("--z-dims", type=int, nargs="+", default=[100, 50], help="latent sizes, z1 (next to x) first")
+    p.add_argument("--z-dims", type=positive_int, nargs="+", default=[100, 50], help="latent sizes, z1 first")
     p.add_argument("--hidden", type=_widths, nargs="+", default=[(200, 200), (100, 100)], metavar="W,W",
                    help="guide MLP widths per layer, comma-separated, one group per latent layer (the model mirrors "
                         "them); Burda et al.: 200,200 100,100")
-    p.add_argument("--particles", type=int, default=None, help="K of --loss iwae (default: the loss's own)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    p.add_argument("--final-lr", type=float, default=None,
+    p.add_argument("--particles", type=positive_int, default=None, help="K of --loss iwae (default: the loss's own)")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--final-lr", type=positive_float, default=None,
                    help="decay the learning rate geometrically to this at the last epoch (default: constant)")
-    p.add_argument("--warmup-epochs", type=float, default=0.0, help="epochs of linear KL warm-up")
-    p.add_argument("--free-bits", type=float, default=0.0, help="KL floor per layer, nats (0 = off)")
+    p.add_argument("--warmup-epochs", type=nonnegative_float, default=0.0, help="epochs of linear KL warm-up")
+    p.add_argument("--free-bits", type=nonnegative_float, default=0.0, help="KL floor per layer, nats (0 = off)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--checkpoint", default=None, help="write a checkpoint there every epoch and resume from it")
-    p.add_argument("--ll-samples", type=int, default=500, help="K, importance samples of log p(x)")
-    p.add_argument("--ll-examples", type=int, default=500, help="test images scored for log p(x)")
-    p.add_argument("--rows", type=int, default=6, help="z2 draws in the top-layer figure")
-    p.add_argument("--columns", type=int, default=8, help="fixed z1 noises in the top-layer figure")
+    p.add_argument("--ll-samples", type=positive_int, default=500, help="K, importance samples of log p(x)")
+    p.add_argument("--ll-examples", type=positive_int, default=500, help="test images scored for log p(x)")
+    p.add_argument("--rows", type=positive_int, default=6, help="z2 draws in the top-layer figure")
+    p.add_argument("--columns", type=positive_int, default=8, help="fixed z1 noises in the top-layer figure")
     return p
 
 

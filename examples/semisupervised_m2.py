@@ -42,6 +42,7 @@ import torch
 
 from pyrovae import plots
 from pyrovae.cli import experiment
+from pyrovae.cli.args import nonnegative_float, positive_float, positive_int
 from pyrovae.data import binarize
 from pyrovae.models import build_m2, split_labelled
 from pyrovae.train import fit_m2
@@ -79,13 +80,13 @@ def main(args: argparse.Namespace) -> dict:
 
 def _parser() -> argparse.ArgumentParser:
     p = experiment.parser(__doc__, epochs=10, z_dim=50, hidden=(500,))
-    p.add_argument("--labels", type=int, default=3000, help="labelled training images (100, 600, 1000, 3000, ...)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    p.add_argument("--final-lr", type=float, default=None,
+    p.add_argument("--labels", type=positive_int, default=3000, help="labelled images (100, 600, 1000, 3000)")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--final-lr", type=positive_float, default=None,
                    help="decay the learning rate geometrically to this at the last epoch (default: constant)")
-    p.add_argument("--alpha", type=float, default=None, help="classification weight (default 0.1 N)")
-    p.add_argument("--per-digit", type=int, default=10, help="styles (columns) in the generation grid")
-    p.add_argument("--styles", type=int, default=6, help="test digits whose style is transferred")
+    p.add_argument("--alpha", type=nonnegative_float, default=None, help="classification weight (default 0.1 N)")
+    p.add_argument("--per-digit", type=positive_int, default=10, help="styles (columns) in the generation grid")
+    p.add_argument("--styles", type=positive_int, default=6, help="test digits whose style is transferred")
     p.add_argument("--checkpoint", default=None, help="write a checkpoint there every epoch and resume from it")
     return p
 

@@ -110,6 +110,22 @@ def test_hierarchical_vae_refuses_bad_widths(bad, capsys):
     assert "--hidden" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("name", "flag", "value", "says"), [
+    ("hierarchical_vae", "--final-lr", "nan", "a positive number"),
+    ("hierarchical_vae", "--free-bits", "-1", "a number >= 0"),
+    ("hierarchical_vae", "--rows", "0", "a positive integer"),
+    ("semisupervised_m2", "--labels", "ten", "a positive integer"),
+    ("semisupervised_m2", "--lr", "0", "a positive number"),
+    ("semisupervised_m2", "--alpha", "inf", "a number >= 0"),
+])
+def test_examples_refuse_bad_numbers_in_one_line(name, flag, value, says, capsys):
+    """A bad number is a usage error that names the flag and what it takes, not a traceback later."""
+    with pytest.raises(SystemExit) as exit_info:
+        _load(name)._parser().parse_args([flag, value])
+    assert exit_info.value.code == 2
+    assert f"argument {flag}: expected {says}, got {value!r}" in capsys.readouterr().err
+
+
 def test_hierarchical_vae_records_its_network(tmp_path):
     """The numbers file names the network and the objective it was trained with."""
     module = _load("hierarchical_vae")

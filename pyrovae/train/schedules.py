@@ -11,6 +11,7 @@ References:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -42,8 +43,8 @@ def exponential_lr(lr: float, final_lr: float, epochs: int) -> Callable[[int], f
     >>> [round(schedule(epoch), 6) for epoch in (1, 2, 3, 4)]
     [0.001, 0.000316, 0.0001, 0.0001]
     """
-    if lr <= 0 or final_lr <= 0 or epochs < 1:
-        raise ValueError(f"need lr > 0, final_lr > 0 and epochs >= 1, got {lr}, {final_lr}, {epochs}")
+    if not (0 < lr < math.inf and 0 < final_lr < math.inf) or epochs < 1:  # NaN fails both comparisons
+        raise ValueError(f"need finite lr > 0, final_lr > 0 and epochs >= 1, got {lr}, {final_lr}, {epochs}")
     ratio = final_lr / lr
 
     def schedule(epoch: int) -> float:

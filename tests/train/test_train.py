@@ -63,8 +63,9 @@ def test_exponential_lr_endpoints_and_ratio():
     ratios = [sched(e + 1) / sched(e) for e in range(1, 11)]
     assert ratios == pytest.approx([10**-0.1] * 10)  # the same factor every epoch
     assert exponential_lr(2e-3, 2e-3, 1)(1) == pytest.approx(2e-3)
-    with pytest.raises(ValueError, match="final_lr > 0"):
-        exponential_lr(1e-3, 0.0, 10)
+    for lr, final_lr in ((1e-3, 0.0), (1e-3, float("nan")), (float("nan"), 1e-4), (float("inf"), 1e-4)):
+        with pytest.raises(ValueError, match="need finite lr > 0, final_lr > 0"):
+            exponential_lr(lr, final_lr, 10)
 
 
 def test_lr_schedule_sets_each_epochs_rate(mnist_small):
