@@ -113,10 +113,14 @@ class _Figures:
         return inspect.prior_density(self.vae, self.map_dims, codes=self.codes.loc) if self.z_dim > 1 else None
 
     @cached_property
+    def activity(self) -> torch.Tensor:
+        """Each latent dimension's activity, ``(z_dim,)``."""
+        return evaluate.unit_activity(self.vae, self.x)
+
+    @cached_property
     def top(self) -> list[int]:
         """The (up to 8) most active latent dimensions, most active first."""
-        activity = evaluate.unit_activity(self.vae, self.x)
-        return [int(d) for d in activity.argsort(descending=True)[: min(8, self.z_dim)]]
+        return [int(d) for d in self.activity.argsort(descending=True)[: min(8, self.z_dim)]]
 
 
 def _samples(f: _Figures) -> None:
@@ -174,8 +178,13 @@ def _interpolation(f: _Figures, steps: int = 10) -> None:
 
 
 def _traversal(f: _Figures) -> None:
-    images, values = inspect.traversal(f.vae, f.x[0], dims=f.top, n=9)
-    plots.labelled_grid(images, ncol=9, row_labels=[f"z[{d}]" for d in f.top],
+    dims, names = f.top, [f"z[{d}]" for d in f.top]
+    if isinstance(f.vae, HierarchicalVAE):  # p(x|z1) reads z1 alone: a unit of a higher layer would change nothing
+        z1 = f.activity[: f.vae.z_dims[0]]  # (z_dims[0],)
+        dims = [int(d) for d in z1.argsort(descending=True)[: min(8, len(z1))]]
+        names = [f"z1[{d}]" for d in dims]
+    images, values = inspect.traversal(f.vae, f.x[0], dims=dims, n=9)
+    plots.labelled_grid(images, ncol=9, row_labels=names,
                         col_labels=[f"{v:+.1f}" for v in values.tolist()],
                         title="traversal: one latent dimension at a time around q's mean",
                         xlabel="value of the varied dimension", path=f.path("traversal"))

@@ -357,13 +357,25 @@ def test_top_layer_grid_holds_each_columns_noise_fixed():
 
 
 @pytest.mark.parametrize("z_dims", [(4, 2), (5, 3, 2)])
-def test_every_inspection_figure_of_a_hierarchical_vae(tmp_path, z_dims):
+def test_every_inspection_figure_of_a_hierarchical_vae(tmp_path, z_dims, monkeypatch):
+    from pyrovae.cli import report
     from pyrovae.cli.report import FIGURES, inspection_figures
 
     torch.manual_seed(0)
     hvae = build_hierarchical_vae(z_dims=z_dims, hidden=((16,),) * len(z_dims)).eval()
     x = (torch.rand(40, 1, 28, 28) < 0.2).float()  # (40, 1, 28, 28)
+    rows = {}
+    real_grid = report.plots.labelled_grid
+
+    def grid(images, **kw):
+        rows[kw["path"].stem] = kw.get("row_labels")
+        return real_grid(images, **kw)
+
+    monkeypatch.setattr(report.plots, "labelled_grid", grid)
     paths, notes = inspection_figures(hvae, x, torch.arange(40) % 10, tmp_path)
+    # the traversal varies units of z1, the only layer p(x|z1) reads; the top-layer grid has a row per z_L draw
+    assert len(rows["traversal"]) == z_dims[0] and all(r.startswith("z1[") for r in rows["traversal"])
+    assert rows["top_layer"] == [f"z{len(z_dims)} #{i}" for i in range(1, 7)]
     # everything but the 2-D-only maps, the top layer's grid included; a chain of layers has no
     # closed-form mean, so interpolation, traversal and the attribute vectors use its moments
     assert set(paths) == set(FIGURES) - {"manifold", "true_posterior"}
