@@ -92,7 +92,7 @@ def labelled_grid(
     rows = -(-len(images) // ncol)
     fig = new_figure((cell * ncol + (0.9 if row_labels else 0.2), cell * rows + 0.3 + (0.3 if col_labels else 0)))
     ax = fig.subplots()
-    ax.imshow(tiled, cmap="gray_r", vmin=0, vmax=1, extent=(-0.5, ncol - 0.5, rows - 0.5, -0.5))
+    ax.imshow(tiled.numpy(), cmap="gray_r", vmin=0, vmax=1, extent=(-0.5, ncol - 0.5, rows - 0.5, -0.5))
     for spine in ax.spines.values():
         spine.set_visible(False)
     ax.tick_params(length=0, labelsize=8)

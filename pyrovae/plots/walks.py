@@ -36,10 +36,10 @@ def manifold(
     ax = fig.subplots()
     if spacing == "linear":  # even steps: the axes are the latent coordinates themselves
         s0, s1 = float(z0[1] - z0[0]) / 2, float(z1[1] - z1[0]) / 2
-        ax.imshow(tiled, cmap="gray_r", vmin=0, vmax=1, aspect="auto",
+        ax.imshow(tiled.numpy(), cmap="gray_r", vmin=0, vmax=1, aspect="auto",
                   extent=(float(z0[0]) - s0, float(z0[-1]) + s0, float(z1[0]) - s1, float(z1[-1]) + s1))
     else:  # uneven steps: one cell per value, ticks labelled with the values
-        ax.imshow(tiled, cmap="gray_r", vmin=0, vmax=1, extent=(-0.5, n - 0.5, -0.5, n - 0.5))
+        ax.imshow(tiled.numpy(), cmap="gray_r", vmin=0, vmax=1, extent=(-0.5, n - 0.5, -0.5, n - 0.5))
         every = -(-n // max_ticks)
         ticks = list(range(0, n, every))
         ax.set_xticks(ticks, [f"{float(z0[k]):.2g}" for k in ticks])
