@@ -65,10 +65,11 @@ def main(args: argparse.Namespace) -> dict:
     x_test = binarize(test.images, "static", seed=0)
     sources = x_test[: args.styles]
     transfer = m2.style_transfer(sources, test.labels[: args.styles])  # (styles, 10, 1, 28, 28)
-    plots.image_grid(torch.cat([sources.unsqueeze(1), transfer], 1).flatten(0, 1), nrow=NUM_CLASSES + 1,
-                     row_labels=[f"style {i + 1}" for i in range(len(sources))],
-                     title="M2 style transfer: input (left), then its z decoded with y = 0..9",
-                     path=run.path("semisupervised_m2_style_transfer.png"))
+    plots.labelled_grid(torch.cat([sources.unsqueeze(1), transfer], 1).flatten(0, 1), ncol=NUM_CLASSES + 1,
+                        row_labels=[f"style {i + 1}" for i in range(len(sources))],
+                        col_labels=["input"] + [f"y={d}" for d in range(NUM_CLASSES)],
+                        title="M2 style transfer: a test digit's z, decoded with every label",
+                        path=run.path("semisupervised_m2_style_transfer.png"))
     return run.finish("semisupervised_m2", {
         "labels": args.labels, "epochs": args.epochs, "lr": args.lr, "final_lr": args.final_lr,
         "alpha": args.alpha, "z_dim": args.z_dim, "hidden": list(args.hidden),
