@@ -18,12 +18,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from .. import likelihoods, nets, priors
+from .. import flows, likelihoods, nets, priors
+from .._util.checks import positive_int
 from .hierarchical import HierarchicalVAE
 from .latent_layers import HierarchicalPrior
 
 #: top-layer priors a config can name
-TOP_PRIORS = ("standard_normal", "learned_gaussian", "mog")
+TOP_PRIORS = ("standard_normal", "learned_gaussian", "mog", "flow")
 #: the two guides
 GUIDES = ("bottom_up", "top_down")
 
@@ -41,6 +42,9 @@ class HierarchicalConfig:
     combine: str = "precision"  # top-down guide: "precision" (LVAE) or "residual" (NVAE)
     prior: str = "standard_normal"  # prior on the top layer, one of TOP_PRIORS
     num_components: int = 10  # components of the "mog" top prior
+    prior_flows: int = 2  # autoregressive steps of the "flow" top prior
+    flow_kind: str = "affine"  # step of the "flow" top prior: "affine" or "spline"
+    flow_hidden: tuple[int, ...] | None = None  # MADE widths of every flow step (None: (2 * z_dims[-1],))
     likelihood: str = "bernoulli"  # bernoulli, continuous_bernoulli, gaussian or laplace
     likelihood_scale: float | None = None  # Gaussian/Laplace scale; None = learned
     beta: float = 1.0  # weight of every layer's KL term; 1 = true ELBO
@@ -57,6 +61,10 @@ class HierarchicalConfig:
             raise ValueError(f"unknown guide {self.guide!r}; expected one of {list(GUIDES)}")
         if self.prior not in TOP_PRIORS:
             raise ValueError(f"unknown top prior {self.prior!r}; expected one of {list(TOP_PRIORS)}")
+        positive_int("prior_flows", self.prior_flows)
+        if self.flow_kind not in flows.FLOW_KINDS:
+            raise ValueError(f"unknown flow_kind {self.flow_kind!r}; expected one of {list(flows.FLOW_KINDS)}")
+        self.flow_hidden = tuple(self.flow_hidden) if self.flow_hidden is not None else None
         if self.likelihood not in likelihoods.REGISTRY or self.likelihood == "categorical":
             raise ValueError(f"unknown likelihood {self.likelihood!r}; expected one of "
                              f"{sorted(set(likelihoods.REGISTRY) - {'categorical'})}")
@@ -65,6 +73,7 @@ class HierarchicalConfig:
         d = dataclasses.asdict(self)
         d["x_shape"], d["z_dims"], d["hidden"] = list(self.x_shape), list(self.z_dims), [list(h) for h in self.hidden]
         d["free_bits"] = self.free_bits if isinstance(self.free_bits, (int, float)) else list(self.free_bits)
+        d["flow_hidden"] = list(self.flow_hidden) if self.flow_hidden is not None else None
         return d
 
     @classmethod
@@ -100,7 +109,8 @@ def build_hierarchical_vae(config: HierarchicalConfig | dict[str, Any] | None = 
                     for i in range(len(c.z_dims) - 1)]
     decoder = nets.MLPDecoder(c.z_dims[0], tuple(reversed(c.hidden[0])), c.x_shape, activation=c.activation)
     top = {"standard_normal": priors.StandardNormal, "learned_gaussian": priors.LearnedGaussian,
-           "mog": lambda d: priors.MixtureOfGaussians(d, c.num_components)}[c.prior](c.z_dims[-1])
+           "mog": lambda d: priors.MixtureOfGaussians(d, c.num_components),
+           "flow": lambda d: flows.FlowPrior(d, c.prior_flows, c.flow_hidden, kind=c.flow_kind)}[c.prior](c.z_dims[-1])
     scale = {"scale": c.likelihood_scale} if c.likelihood in ("gaussian", "laplace") else {}
     return HierarchicalVAE(encoder, decoder, HierarchicalPrior(top, conditionals, c.z_dims),
                            likelihoods.by_name(c.likelihood, **scale), beta=c.beta, free_bits=c.free_bits,

@@ -304,23 +304,27 @@ def _parameter_bound(config: VAEConfig) -> int:
     with torch.device("meta"):
         vae = build_vae(plain)
     total = sum(t.numel() for t in vae.state_dict().values())
-    widths = list(config.flow_hidden or (2 * config.z_dim,))
     context = vae.encoder.head.linear.in_features if hasattr(vae.encoder, "head") else 4 * config.z_dim
+    total += (config.prior_flows if config.prior == "flow" else 0) * _made_bound(config.z_dim, 0, config.flow_hidden)
+    return total + config.guide_flows * _made_bound(config.z_dim, context, config.flow_hidden)
 
-    def made(inputs: int) -> int:
-        layers = [inputs, *widths, 32 * config.z_dim]  # 32 parameters per output: above the spline's 3 bins - 1
-        return sum((a + 1) * b for a, b in itertools.pairwise(layers))
 
-    total += (config.prior_flows if config.prior == "flow" else 0) * made(config.z_dim)
-    return total + config.guide_flows * made(config.z_dim + context)
+def _made_bound(z_dim: int, context: int, hidden: tuple[int, ...] | None) -> int:
+    """An upper bound on the weights of one autoregressive flow step over ``z_dim`` with a
+    ``context``-wide input beside it (0: none) and MADE widths ``hidden`` (None: ``2 * z_dim``)."""
+    layers = [z_dim + context, *(hidden or (2 * z_dim,)), 32 * z_dim]  # 32 per output: above the spline's 3 bins - 1
+    return sum((a + 1) * b for a, b in itertools.pairwise(layers))
 
 
 def _rebuild_hierarchical(payload: dict, path: Any) -> HierarchicalVAE:
     # the size of what the config describes, built on the meta device (no memory), before the real build
     try:
         config = HierarchicalConfig.from_dict(payload["config"])
-        with torch.device("meta"):
-            bound = sum(t.numel() for t in build_hierarchical_vae(config).state_dict().values())
+        with torch.device("meta"):  # a flow's masks need real tensors: its steps are bounded by their sizes
+            plain = dataclasses.replace(config, prior="standard_normal") if config.prior == "flow" else config
+            bound = sum(t.numel() for t in build_hierarchical_vae(plain).state_dict().values())
+        if config.prior == "flow":
+            bound += config.prior_flows * _made_bound(config.z_dims[-1], 0, config.flow_hidden)
     except (TypeError, ValueError, AttributeError, RuntimeError) as e:
         raise _malformed(path, "config", f"does not describe a hierarchical VAE ({type(e).__name__}: {e})") from e
     _check_size(payload, bound, path)
