@@ -9,6 +9,8 @@ first ``--subset`` MNIST training images, at ``--batch-size`` examples per step 
 - ``ddp``: ``--ranks`` processes over gloo on 127.0.0.1, ``fit(distributed=True)``, whose
   engine is torch's DistributedDataParallel (gradients all-reduced in buckets, overlapped with
   the backward pass);
+- ``ddp-fp16`` and ``ddp-bf16`` (optional): ``ddp`` with ``fit(gradient_compression=...)``,
+  each gradient bucket all-reduced at half width (DDP's compression hooks);
 - ``allreduce`` (optional): the same ranks, with the same estimator behind an ELBO that has
   only ``loss_and_grads``, which sends ``fit`` down its fallback: one flat all-reduce of all
   gradients after the backward pass (the engine before DDP);
@@ -59,7 +61,7 @@ from pyrovae.infer import ReparamTrace_ELBO
 from pyrovae.models import build_vae
 from pyrovae.train import fit
 
-ROUTES = ("single", "ddp", "allreduce", "independent")
+ROUTES = ("single", "ddp", "ddp-fp16", "ddp-bf16", "allreduce", "independent")
 NO_GROUP = ("single", "independent")  # routes that train with distributed=False
 
 
@@ -95,9 +97,10 @@ def _rank(rank: int, world: int, port: int, route: str, opts: dict, out: str) ->
             x = x[rank::world]
         loss = LossAndGradsOnly() if route == "allreduce" else None
         vae = build_vae(hidden=(400,), z_dim=50)
+        compression = route.split("-")[1] if route.startswith("ddp-") else None
         history = fit(vae, x, epochs=opts["warmup_epochs"] + opts["epochs"],
                       batch_size=opts["batch_size"], loss=loss, device="cpu", progress=False, seed=opts["seed"],
-                      distributed=route not in NO_GROUP)
+                      distributed=route not in NO_GROUP, gradient_compression=compression)
         shard = len(x) if route == "independent" else len(x) // world
         record = {"rank": rank, "examples_per_epoch": shard, "seconds": history.seconds}
         if route == "ddp":  # what one step's communication costs alone, on these ranks, after training
@@ -152,7 +155,7 @@ def main(args: argparse.Namespace) -> dict:
     opts = {k: getattr(args, k) for k in ("threads", "subset", "batch_size", "epochs", "warmup_epochs", "seed")}
     chosen = [r for r in args.routes.split(",") if r]
     if set(chosen) - set(ROUTES) or "single" not in chosen or len(chosen) < 2:
-        raise SystemExit(f"--routes must include single and at least one of ddp, allreduce, independent; "
+        raise SystemExit(f"--routes must include single and at least one of {', '.join(ROUTES[1:])}; "
                          f"got {args.routes}")
     report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                           "pyro": pyro.__version__, "python": sys.version.split()[0]},

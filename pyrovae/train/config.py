@@ -27,6 +27,9 @@ def _need(ok: bool, name: str, value: Any, expected: str) -> None:
     if not ok:
         raise ValueError(f"{name} must be {expected}, got {value!r}")
 
+#: the gradient all-reduce's widths under ``distributed=True`` (None: the gradients' own, fp32)
+GRADIENT_COMPRESSION = (None, "fp16", "bf16")
+
 
 @dataclass
 class TrainConfig:
@@ -51,6 +54,7 @@ class TrainConfig:
     patience: int | None = None  # stop after this many epochs without a better held-out ELBO; keeps best.pt
     scheduler_interval: str = "epoch"  # when a torch LR scheduler steps: once per "epoch" or after every "step"
     tensorboard: str | None = None  # folder for TensorBoard scalars (ELBO, reconstruction, KL, beta, lr); rank 0
+    gradient_compression: str | None = None  # distributed: all-reduce the gradients as "fp16" or "bf16" (None: fp32)
 
     def __post_init__(self) -> None:
         _need(_is_int(self.epochs) and self.epochs >= 0, "epochs", self.epochs, "an integer >= 0")
@@ -74,6 +78,8 @@ class TrainConfig:
               "an integer >= 1 (epochs without improvement) or None")
         _need(self.scheduler_interval in ("epoch", "step"), "scheduler_interval", self.scheduler_interval,
               "'epoch' or 'step'")
+        _need(self.gradient_compression in GRADIENT_COMPRESSION, "gradient_compression", self.gradient_compression,
+              "'fp16', 'bf16' or None")
         if self.tensorboard is not None:
             self.tensorboard = os.fspath(self.tensorboard)  # a folder; str keeps the config a plain dict
 

@@ -60,6 +60,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
+from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 from torch.nn.parallel import DistributedDataParallel
 
 __all__ = [
@@ -152,7 +153,7 @@ def any_rank(flag: bool, device: torch.device | str = "cpu") -> bool:
 
 
 def wrap_ddp(module: torch.nn.Module, *, find_unused_parameters: bool = False, sync_buffers: bool = False,
-             bucket_cap_mb: float | None = None) -> DistributedDataParallel:
+             bucket_cap_mb: float | None = None, compression: str | None = None) -> DistributedDataParallel:
     """``module`` in a :class:`~torch.nn.parallel.DistributedDataParallel` on the device it lives on.
 
     DDP's constructor broadcasts rank 0's parameters and buffers to every rank; its backward
@@ -167,8 +168,15 @@ def wrap_ddp(module: torch.nn.Module, *, find_unused_parameters: bool = False, s
         that the training step writes, e.g. batch-norm running statistics; one more collective
         per step).
     :param bucket_cap_mb: the gradient bucket size in MiB.
+    :param compression: ``"fp16"`` or ``"bf16"``: each bucket is cast to that width for the
+        all-reduce and back (DDP's ``fp16_compress_hook`` / ``bf16_compress_hook``), half the
+        bytes on the wire for a rounding of the averaged gradient; ``None``: fp32.
     :returns: the wrapped module; call it as the module, then ``backward`` its output.
+    :raises ValueError: for another ``compression``.
     """
+    hooks = {None: None, "fp16": default_hooks.fp16_compress_hook, "bf16": default_hooks.bf16_compress_hook}
+    if compression not in hooks:
+        raise ValueError(f"compression must be 'fp16', 'bf16' or None, got {compression!r}")
     device = next(module.parameters()).device
     kwargs: dict = {"find_unused_parameters": find_unused_parameters}
     if bucket_cap_mb is not None:  # older torch takes no None here
@@ -181,7 +189,10 @@ def wrap_ddp(module: torch.nn.Module, *, find_unused_parameters: bool = False, s
         broadcast_parameters(module)  # the old flag also leaves the buffers out of the construction's sync
     device_ids = [device.index if device.index is not None else torch.cuda.current_device()] \
         if device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=device_ids, **kwargs)
+    engine = DistributedDataParallel(module, device_ids=device_ids, **kwargs)
+    if hooks[compression] is not None:
+        engine.register_comm_hook(None, hooks[compression])  # state None: the default process group
+    return engine
 
 
 def _ddp_arguments() -> set[str]:

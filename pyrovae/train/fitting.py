@@ -60,7 +60,7 @@ def fit(vae: VAE, train_images: Any, test_images: Any = None, *, epochs: int, ba
         test_seed: int = 0, progress: bool = True, check_every: int = 100, validate: bool = False,
         distributed: bool = False, clip_grad_norm: float | None = None, patience: int | None = None,
         lr_scheduler: Callable[[torch.optim.Optimizer], Any] | None = None, scheduler_interval: str = "epoch",
-        tensorboard: str | Path | None = None) -> History:
+        tensorboard: str | Path | None = None, gradient_compression: str | None = None) -> History:
     """Train ``vae`` by stochastic variational inference.
 
     :param vae: the model; moved to ``device``.
@@ -119,6 +119,9 @@ def fit(vae: VAE, train_images: Any, test_images: Any = None, *, epochs: int, ba
     :param scheduler_interval: step ``lr_scheduler`` once per ``"epoch"`` or after every ``"step"``.
     :param tensorboard: a folder for TensorBoard scalars per epoch (ELBO, reconstruction, KL, β,
         learning rate); needs ``pip install pyrovae[tensorboard]``.
+    :param gradient_compression: with ``distributed=True``, all-reduce the gradients as
+        ``"fp16"`` or ``"bf16"`` (half the bytes; the averaged gradient is rounded to that width
+        before the fp32 update); ``None``: fp32.
 
     With a ``checkpoint``, a CSV log of every epoch (the history's columns) is kept beside it,
     with the suffix ``.csv``.
@@ -137,7 +140,7 @@ def fit(vae: VAE, train_images: Any, test_images: Any = None, *, epochs: int, ba
                          warmup_epochs=warmup_epochs, eval_batch_size=eval_batch_size, test_seed=test_seed,
                          check_every=check_every, validate=validate, progress=progress,
                          clip_grad_norm=clip_grad_norm, patience=patience, scheduler_interval=scheduler_interval,
-                         tensorboard=tensorboard)
+                         tensorboard=tensorboard, gradient_compression=gradient_compression)
     trainer = Trainer(vae, config, loss=resolve_loss(loss, num_particles, validate=validate), optim=optim,
                       lr_schedule=lr_schedule, lr_scheduler=lr_scheduler, device=device, callbacks=callbacks,
                       checkpoint=checkpoint, distributed=distributed)

@@ -103,13 +103,17 @@ class SVIStep:
 
 
 def make_step(module: torch.nn.Module, loss: ELBO, optim: PyroOptim | TorchFactory | None, lr: float, *,
-              num_data: int, world: int = 1, clip_grad_norm: float | None = None) -> TorchStep | SVIStep | DDPStep:
+              num_data: int, world: int = 1, clip_grad_norm: float | None = None,
+              gradient_compression: str | None = None) -> TorchStep | SVIStep | DDPStep:
     """The step for ``optim``: :class:`SVIStep` for a ``pyro.optim`` optimiser, else
     :class:`TorchStep` with ``optim(params)`` or :func:`default_adam`; with ``world > 1`` and an
     ELBO with ``differentiable_loss``, a :class:`~pyrovae.train.ddp_step.DDPStep` with that optimiser.
 
     :param module: the trained module, with ``model`` and ``guide`` methods.
-    :raises ValueError: for a ``pyro.optim`` optimiser with ``world > 1`` or ``clip_grad_norm``.
+    :param gradient_compression: ``"fp16"``/``"bf16"``: the DDP step all-reduces its gradients at that width.
+    :raises ValueError: for a ``pyro.optim`` optimiser with ``world > 1`` or ``clip_grad_norm``, or a
+        ``gradient_compression`` that DDP would not carry out (one process, or an ELBO without
+        ``differentiable_loss``).
     """
     model, guide = module.model, module.guide  # bound once: a JIT ELBO keys its cache on their ids
     if isinstance(optim, PyroOptim):
@@ -121,9 +125,12 @@ def make_step(module: torch.nn.Module, loss: ELBO, optim: PyroOptim | TorchFacto
         return SVIStep(model, guide, loss, optim, num_data=num_data)
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = optim(params) if optim is not None else default_adam(params, lr)
+    if gradient_compression is not None and not (world > 1 and hasattr(loss, "differentiable_loss")):
+        raise ValueError(f"gradient_compression={gradient_compression!r} compresses DDP's all-reduce: it needs "
+                         "distributed=True over two or more ranks and an ELBO with differentiable_loss")
     if world > 1 and hasattr(loss, "differentiable_loss"):
         return DDPStep(ELBOModule(module, loss, num_data=num_data, model=model, guide=guide), optimizer, params,
-                       clip_grad_norm=clip_grad_norm)
+                       clip_grad_norm=clip_grad_norm, compression=gradient_compression)
     # one process; or an ELBO with only loss_and_grads, whose gradients TorchStep averages after the backward pass
     return TorchStep(model, guide, loss, optimizer, params, num_data=num_data, world=world,
                      clip_grad_norm=clip_grad_norm)

@@ -78,7 +78,7 @@ def _small_vae(kind: str) -> torch.nn.Module:
     return vae
 
 
-def _train(kind: str, x: torch.Tensor, out: Path, rank: int, loss=None) -> dict:
+def _train(kind: str, x: torch.Tensor, out: Path, rank: int, loss=None, compression: str | None = None) -> dict:
     from torch.nn.parallel import DistributedDataParallel
 
     vae = _small_vae(kind)
@@ -87,16 +87,18 @@ def _train(kind: str, x: torch.Tensor, out: Path, rank: int, loss=None) -> dict:
             for p in vae.parameters():
                 p.add_(1.0)
     frozen = vae.encoder.body[0].bias.detach().clone()
-    config = TrainConfig(epochs=2, batch_size=SMALL_BATCH, progress=False, seed=3)
+    config = TrainConfig(epochs=2, batch_size=SMALL_BATCH, progress=False, seed=3, gradient_compression=compression)
+    name = kind if compression is None else f"{kind}-{compression}"
     trainer = Trainer(vae, config, loss=loss, device="cpu", distributed=True,
-                      checkpoint=out / f"{kind}-written-by-rank{rank}.pt")
+                      checkpoint=out / f"{name}-written-by-rank{rank}.pt")
     trainer.prepare(x).run()
     step = trainer.step
     return {"step": type(step).__name__, "ddp": isinstance(getattr(step, "engine", None), DistributedDataParallel),
             "find_unused": getattr(step, "find_unused_parameters", None), "sync": getattr(step, "sync_buffers", None),
             "params": {n: p.detach().clone() for n, p in vae.named_parameters()},
             "frozen_before": frozen, "state": {k: v.detach().clone() for k, v in vae.state_dict().items()},
-            "train_elbo": trainer.history.train_elbo}
+            "train_elbo": trainer.history.train_elbo,
+            "comm_hook": getattr(getattr(step, "engine", None), "_comm_hooks", None) not in (None, [])}
 
 
 def _scenarios(rank: int, world: int, port: int, out: str) -> None:
@@ -119,6 +121,7 @@ def _scenarios(rank: int, world: int, port: int, out: str) -> None:
         x = train.images[: world * PER_RANK]
         results = {kind: _train(kind, x, Path(out), rank) for kind in ("plain", "unused_and_frozen", "batchnorm")}
         results["plain"]["flat_calls"] = len(flat_calls)
+        results["fp16"] = _train("plain", x, Path(out), rank, compression="fp16")  # plain's start and data
         results["loss_and_grads_only"] = _train("loss_and_grads_only", x, Path(out), rank, loss=TraceGraph_ELBO())
         results["loss_and_grads_only"]["flat_calls"] = len(flat_calls)
         torch.save(results, Path(out) / f"scenarios{rank}.pt")
@@ -147,6 +150,18 @@ def test_fit_runs_on_ddp_with_parameters_identical_across_ranks(scenarios):
     assert r0["plain"]["flat_calls"] == 0  # DDP averaged the gradients, not the flat all-reduce
     # the default VAE's buffers (its prior's loc and scale) never change: identical as well
     assert all(torch.equal(v, r1["plain"]["state"][k]) for k, v in r0["plain"]["state"].items())
+
+
+def test_fp16_gradient_compression_keeps_ranks_identical_and_the_trajectory_close(scenarios):
+    _, (r0, r1) = scenarios
+    fp16, plain = r0["fp16"], r0["plain"]
+    assert fp16["ddp"] and fp16["comm_hook"] and not plain["comm_hook"]
+    for name, p in fp16["params"].items():
+        assert torch.equal(p, r1["fp16"]["params"][name]), name  # every rank applies the same rounded average
+    # the same start, data and draws: only the gradients' rounding to fp16 (about 3 decimal digits) differs
+    assert any(not torch.equal(p, plain["params"][n]) for n, p in fp16["params"].items())
+    for a, b in zip(fp16["train_elbo"], plain["train_elbo"], strict=True):
+        assert a == pytest.approx(b, rel=2e-3)
 
 
 def test_ddp_settings_follow_what_the_loss_uses(scenarios):
@@ -258,3 +273,16 @@ def test_two_torchrun_launchers_as_two_nodes_train_one_model(tmp_path, mnist):
     for k, v in r0["state_dict"].items():
         assert torch.equal(v, r1["state_dict"][k]), k
     assert r0["history"]["train_elbo"] == r1["history"]["train_elbo"] == [lines[0]["train_elbo"]]
+
+
+def test_gradient_compression_is_checked_and_needs_ddp():
+    from pyrovae.train.distributed import wrap_ddp
+    from pyrovae.train.steps import make_step
+
+    with pytest.raises(ValueError, match="gradient_compression must be 'fp16', 'bf16' or None, got 'int8'"):
+        TrainConfig(epochs=1, batch_size=10, gradient_compression="int8")
+    vae = build_vae(**SMALL)
+    with pytest.raises(ValueError, match="needs distributed=True over two or more ranks"):
+        make_step(vae, ReparamTrace_ELBO(), None, 1e-3, num_data=10, gradient_compression="fp16")
+    with pytest.raises(ValueError, match="compression must be 'fp16', 'bf16' or None"):
+        wrap_ddp(vae, compression="fp8")  # refused before DDP (or a process group) is touched
