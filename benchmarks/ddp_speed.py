@@ -9,8 +9,8 @@ first ``--subset`` MNIST training images, at ``--batch-size`` examples per step 
 - ``ddp``: ``--ranks`` processes over gloo on 127.0.0.1, ``fit(distributed=True)``, whose
   engine is torch's DistributedDataParallel (gradients all-reduced in buckets, overlapped with
   the backward pass);
-- ``ddp-fp16`` and ``ddp-bf16`` (optional): ``ddp`` with ``fit(gradient_compression=...)``,
-  each gradient bucket all-reduced at half width (DDP's compression hooks);
+- ``ddp-bf16`` (optional): ``ddp`` with ``fit(gradient_compression="bf16")``, each gradient
+  bucket all-reduced in bfloat16 (DDP's compression hook);
 - ``allreduce`` (optional): the same ranks, with the same estimator behind an ELBO that has
   only ``loss_and_grads``, which sends ``fit`` down its fallback: one flat all-reduce of all
   gradients after the backward pass (the engine before DDP);
@@ -61,7 +61,7 @@ from pyrovae.infer import ReparamTrace_ELBO
 from pyrovae.models import build_vae
 from pyrovae.train import fit
 
-ROUTES = ("single", "ddp", "ddp-fp16", "ddp-bf16", "allreduce", "independent")
+ROUTES = ("single", "ddp", "ddp-bf16", "allreduce", "independent")
 NO_GROUP = ("single", "independent")  # routes that train with distributed=False
 
 

@@ -22,7 +22,7 @@ CASES = {
     "mixture_speed": ["--points", "50", "--samples", "4", "--reps", "1", "--threads", "1"],
     # fresh processes per route: one rank, then two over gloo (DDP, and the flat all-reduce fallback)
     "ddp_speed": ["--subset", "800", "--batch-size", "100", "--epochs", "1", "--reps", "1", "--threads", "1",
-                  "--routes", "single,independent,ddp,ddp-fp16,allreduce"],
+                  "--routes", "single,independent,ddp,ddp-bf16,allreduce"],
 }
 
 

@@ -28,7 +28,7 @@ def _need(ok: bool, name: str, value: Any, expected: str) -> None:
         raise ValueError(f"{name} must be {expected}, got {value!r}")
 
 #: the gradient all-reduce's widths under ``distributed=True`` (None: the gradients' own, fp32)
-GRADIENT_COMPRESSION = (None, "fp16", "bf16")
+GRADIENT_COMPRESSION = (None, "bf16")
 
 
 @dataclass
@@ -54,7 +54,7 @@ class TrainConfig:
     patience: int | None = None  # stop after this many epochs without a better held-out ELBO; keeps best.pt
     scheduler_interval: str = "epoch"  # when a torch LR scheduler steps: once per "epoch" or after every "step"
     tensorboard: str | None = None  # folder for TensorBoard scalars (ELBO, reconstruction, KL, beta, lr); rank 0
-    gradient_compression: str | None = None  # distributed: all-reduce the gradients as "fp16" or "bf16" (None: fp32)
+    gradient_compression: str | None = None  # distributed: all-reduce the gradients as "bf16" (None: fp32)
 
     def __post_init__(self) -> None:
         _need(_is_int(self.epochs) and self.epochs >= 0, "epochs", self.epochs, "an integer >= 0")
@@ -79,7 +79,7 @@ class TrainConfig:
         _need(self.scheduler_interval in ("epoch", "step"), "scheduler_interval", self.scheduler_interval,
               "'epoch' or 'step'")
         _need(self.gradient_compression in GRADIENT_COMPRESSION, "gradient_compression", self.gradient_compression,
-              "'fp16', 'bf16' or None")
+              "'bf16' or None")
         if self.tensorboard is not None:
             self.tensorboard = os.fspath(self.tensorboard)  # a folder; str keeps the config a plain dict
 

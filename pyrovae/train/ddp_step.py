@@ -82,7 +82,7 @@ class DDPStep:
     :param find_unused_parameters: DDP's flag; ``None`` decides from the probe (module docstring).
     :param sync_buffers: broadcast rank 0's buffers at every forward; ``None`` decides from the probe.
     :param bucket_cap_mb: DDP's gradient bucket size in MiB (``None``: DDP's default).
-    :param compression: ``"fp16"`` or ``"bf16"``: all-reduce the gradients at that width
+    :param compression: ``"bf16"``: all-reduce the gradients in bfloat16
         (:func:`~pyrovae.train.distributed.wrap_ddp`); ``None``: fp32.
     :raises RuntimeError: without an initialised process group.
     """

@@ -119,9 +119,11 @@ def fit(vae: VAE, train_images: Any, test_images: Any = None, *, epochs: int, ba
     :param scheduler_interval: step ``lr_scheduler`` once per ``"epoch"`` or after every ``"step"``.
     :param tensorboard: a folder for TensorBoard scalars per epoch (ELBO, reconstruction, KL, β,
         learning rate); needs ``pip install pyrovae[tensorboard]``.
-    :param gradient_compression: with ``distributed=True``, all-reduce the gradients as
-        ``"fp16"`` or ``"bf16"`` (half the bytes; the averaged gradient is rounded to that width
-        before the fp32 update); ``None``: fp32.
+    :param gradient_compression: with ``distributed=True``, ``"bf16"`` all-reduces the
+        gradients in bfloat16 (half the bytes; the averaged gradient is rounded to 8 significant
+        bits before the fp32 update). On one 2-core machine it gains nothing
+        (``benchmarks/results/ddp_speed_cpu_compression.json``); it is for links slower than
+        loopback. ``None``: fp32.
 
     With a ``checkpoint``, a CSV log of every epoch (the history's columns) is kept beside it,
     with the suffix ``.csv``.

@@ -110,7 +110,7 @@ def make_step(module: torch.nn.Module, loss: ELBO, optim: PyroOptim | TorchFacto
     ELBO with ``differentiable_loss``, a :class:`~pyrovae.train.ddp_step.DDPStep` with that optimiser.
 
     :param module: the trained module, with ``model`` and ``guide`` methods.
-    :param gradient_compression: ``"fp16"``/``"bf16"``: the DDP step all-reduces its gradients at that width.
+    :param gradient_compression: ``"bf16"``: the DDP step all-reduces its gradients in bfloat16.
     :raises ValueError: for a ``pyro.optim`` optimiser with ``world > 1`` or ``clip_grad_norm``, or a
         ``gradient_compression`` that DDP would not carry out (one process, or an ELBO without
         ``differentiable_loss``).

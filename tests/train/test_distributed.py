@@ -121,7 +121,7 @@ def _scenarios(rank: int, world: int, port: int, out: str) -> None:
         x = train.images[: world * PER_RANK]
         results = {kind: _train(kind, x, Path(out), rank) for kind in ("plain", "unused_and_frozen", "batchnorm")}
         results["plain"]["flat_calls"] = len(flat_calls)
-        results["fp16"] = _train("plain", x, Path(out), rank, compression="fp16")  # plain's start and data
+        results["bf16"] = _train("plain", x, Path(out), rank, compression="bf16")  # plain's start and data
         results["loss_and_grads_only"] = _train("loss_and_grads_only", x, Path(out), rank, loss=TraceGraph_ELBO())
         results["loss_and_grads_only"]["flat_calls"] = len(flat_calls)
         torch.save(results, Path(out) / f"scenarios{rank}.pt")
@@ -152,15 +152,15 @@ def test_fit_runs_on_ddp_with_parameters_identical_across_ranks(scenarios):
     assert all(torch.equal(v, r1["plain"]["state"][k]) for k, v in r0["plain"]["state"].items())
 
 
-def test_fp16_gradient_compression_keeps_ranks_identical_and_the_trajectory_close(scenarios):
+def test_bf16_gradient_compression_keeps_ranks_identical_and_the_trajectory_close(scenarios):
     _, (r0, r1) = scenarios
-    fp16, plain = r0["fp16"], r0["plain"]
-    assert fp16["ddp"] and fp16["comm_hook"] and not plain["comm_hook"]
-    for name, p in fp16["params"].items():
-        assert torch.equal(p, r1["fp16"]["params"][name]), name  # every rank applies the same rounded average
-    # the same start, data and draws: only the gradients' rounding to fp16 (about 3 decimal digits) differs
-    assert any(not torch.equal(p, plain["params"][n]) for n, p in fp16["params"].items())
-    for a, b in zip(fp16["train_elbo"], plain["train_elbo"], strict=True):
+    bf16, plain = r0["bf16"], r0["plain"]
+    assert bf16["ddp"] and bf16["comm_hook"] and not plain["comm_hook"]
+    for name, p in bf16["params"].items():
+        assert torch.equal(p, r1["bf16"]["params"][name]), name  # every rank applies the same rounded average
+    # the same start, data and draws: only the gradients' rounding to bf16 (8 significant bits) differs
+    assert any(not torch.equal(p, plain["params"][n]) for n, p in bf16["params"].items())
+    for a, b in zip(bf16["train_elbo"], plain["train_elbo"], strict=True):
         assert a == pytest.approx(b, rel=2e-3)
 
 
@@ -279,10 +279,10 @@ def test_gradient_compression_is_checked_and_needs_ddp():
     from pyrovae.train.distributed import wrap_ddp
     from pyrovae.train.steps import make_step
 
-    with pytest.raises(ValueError, match="gradient_compression must be 'fp16', 'bf16' or None, got 'int8'"):
+    with pytest.raises(ValueError, match="gradient_compression must be 'bf16' or None, got 'int8'"):
         TrainConfig(epochs=1, batch_size=10, gradient_compression="int8")
     vae = build_vae(**SMALL)
     with pytest.raises(ValueError, match="needs distributed=True over two or more ranks"):
-        make_step(vae, ReparamTrace_ELBO(), None, 1e-3, num_data=10, gradient_compression="fp16")
-    with pytest.raises(ValueError, match="compression must be 'fp16', 'bf16' or None"):
-        wrap_ddp(vae, compression="fp8")  # refused before DDP (or a process group) is touched
+        make_step(vae, ReparamTrace_ELBO(), None, 1e-3, num_data=10, gradient_compression="bf16")
+    with pytest.raises(ValueError, match="compression must be 'bf16' or None"):
+        wrap_ddp(vae, compression="fp16")  # refused before DDP (or a process group) is touched
