@@ -174,10 +174,12 @@ def test_a_live_owner_keeps_its_lock(tmp_path):
 
 
 def _start_long_run(out: Path) -> subprocess.Popen:
-    # long enough that it cannot finish while the second run starts on a slow machine (it is interrupted)
-    return subprocess.Popen([sys.executable, "-m", "pyrovae", "train", "--subset", "3000", "--epochs", "5000",
+    # SIGINT at its default in the child: a shell that starts pytest in the background (``cmd &``)
+    # makes its children ignore SIGINT, and then there would be no Ctrl-C to test
+    return subprocess.Popen([sys.executable, "-m", "pyrovae", "train", "--subset", "3000", "--epochs", "200",
                              "--hidden", "64", "--out", str(out), "--no-progress", "--device", "cpu"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -195,7 +197,7 @@ def test_two_concurrent_runs_and_ctrl_c(tmp_path, mnist):
     first = _start_long_run(out)
     try:
         _wait_for(out / LOCK_NAME, first)
-        second = subprocess.run([sys.executable, "-m", "pyrovae", "train", "--subset", "3000", "--epochs", "5000",
+        second = subprocess.run([sys.executable, "-m", "pyrovae", "train", "--subset", "3000", "--epochs", "200",
                                  "--hidden", "64", "--out", str(out), "--no-progress", "--resume"],
                                 capture_output=True, text=True, env=ENV, timeout=120, check=False)
         assert second.returncode == 2, second.stderr
@@ -216,8 +218,8 @@ def test_two_concurrent_runs_and_ctrl_c(tmp_path, mnist):
 
     kept = read_checkpoint(out / "checkpoint.pt")["epoch"]
     assert kept >= 1
-    assert lines[0] == (f"pyrovae: interrupted; {out}/checkpoint.pt keeps epoch {kept} of 5000. Resume with: "
-                        f"pyrovae train --subset 3000 --epochs 5000 --hidden 64 --out {out} --no-progress --device cpu "
+    assert lines[0] == (f"pyrovae: interrupted; {out}/checkpoint.pt keeps epoch {kept} of 200. Resume with: "
+                        f"pyrovae train --subset 3000 --epochs 200 --hidden 64 --out {out} --no-progress --device cpu "
                         "--resume")
     assert (out / LOCK_NAME).read_text() == ""  # the lock was released
 
