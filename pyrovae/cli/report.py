@@ -114,7 +114,10 @@ class _Figures:
 
     @cached_property
     def activity(self) -> torch.Tensor:
-        """Each latent dimension's activity, ``(z_dim,)``."""
+        """Each latent dimension's activity, ``(z_dim,)``; a hierarchical VAE's layer by layer,
+        z1 first, as its active-unit counts (:meth:`~pyrovae.models.HierarchicalVAE.unit_activity`)."""
+        if isinstance(self.vae, HierarchicalVAE):
+            return torch.cat(self.vae.unit_activity(self.x))
         return evaluate.unit_activity(self.vae, self.x)
 
     @cached_property
@@ -239,16 +242,16 @@ def _true_posterior(f: _Figures) -> str | None:
 
 
 def _unit_activity(f: _Figures) -> None:
-    if isinstance(f.vae, HierarchicalVAE):  # each layer's own activity, as in its active-unit counts
-        plots.unit_activity(torch.cat(f.vae.unit_activity(f.x)), layers=f.vae.z_dims,
-                            title="latent units of each layer: activity", path=f.path("unit_activity"))
+    if isinstance(f.vae, HierarchicalVAE):  # no per-dimension KL across layers: the activity, layer by layer
+        plots.unit_activity(f.activity, layers=f.vae.z_dims, title="latent units of each layer: activity",
+                            path=f.path("unit_activity"))
         return
     kl_dim = None
     try:
         kl_dim = evaluate.kl_per_dim(f.vae, f.x).mean(0)
     except ValueError:  # no analytic KL for this prior: draw the activity alone
         pass
-    plots.unit_activity(evaluate.unit_activity(f.vae, f.x), kl_dim, path=f.path("unit_activity"))
+    plots.unit_activity(f.activity, kl_dim, path=f.path("unit_activity"))
 
 
 def _anomalies(f: _Figures) -> None:
