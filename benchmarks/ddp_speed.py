@@ -6,10 +6,13 @@ dynamic binarisation, Adam 1e-3, the default ``loss="trace"``) with :func:`pyrov
 first ``--subset`` MNIST training images, at ``--batch-size`` examples per step *per rank*:
 
 - ``single``: one process, ``fit(distributed=False)``;
-- ``ddp``: ``--ranks`` processes over gloo on 127.0.0.1, ``fit(distributed=True)``, whose
-  engine is torch's DistributedDataParallel (gradients all-reduced in buckets, overlapped with
-  the backward pass);
-- ``ddp-bf16`` (optional): ``ddp`` with ``fit(gradient_compression="bf16")``, each gradient
+- ``ddp``: ``--ranks`` processes over gloo on 127.0.0.1, ``fit(distributed=True)`` as it is by
+  default, whose engine is torch's DistributedDataParallel (gradients averaged in buckets,
+  overlapped with the backward pass), the buckets averaged through shared memory
+  (``gradient_allreduce="auto"``, which is ``"shared_memory"`` for CPU ranks on one machine);
+- ``ddp-gloo`` (optional): ``ddp`` with ``fit(gradient_allreduce="process_group")``, each bucket
+  all-reduced by gloo over loopback TCP (the engine's default before shared memory);
+- ``ddp-bf16`` (optional): ``ddp-gloo`` with ``fit(gradient_compression="bf16")``, each gradient
   bucket all-reduced in bfloat16 (DDP's compression hook);
 - ``allreduce`` (optional): the same ranks, with the same estimator behind an ELBO that has
   only ``loss_and_grads``, which sends ``fit`` down its fallback: one flat all-reduce of all
@@ -61,7 +64,7 @@ from pyrovae.infer import ReparamTrace_ELBO
 from pyrovae.models import build_vae
 from pyrovae.train import fit
 
-ROUTES = ("single", "ddp", "ddp-bf16", "allreduce", "independent")
+ROUTES = ("single", "ddp", "ddp-gloo", "ddp-bf16", "allreduce", "independent")
 NO_GROUP = ("single", "independent")  # routes that train with distributed=False
 
 
@@ -97,29 +100,48 @@ def _rank(rank: int, world: int, port: int, route: str, opts: dict, out: str) ->
             x = x[rank::world]
         loss = LossAndGradsOnly() if route == "allreduce" else None
         vae = build_vae(hidden=(400,), z_dim=50)
-        compression = route.split("-")[1] if route.startswith("ddp-") else None
+        compression = "bf16" if route == "ddp-bf16" else None
+        allreduce = "auto" if route == "ddp" else "process_group"
         history = fit(vae, x, epochs=opts["warmup_epochs"] + opts["epochs"],
                       batch_size=opts["batch_size"], loss=loss, device="cpu", progress=False, seed=opts["seed"],
-                      distributed=route not in NO_GROUP, gradient_compression=compression)
+                      distributed=route not in NO_GROUP, gradient_compression=compression,
+                      gradient_allreduce=allreduce)
         shard = len(x) if route == "independent" else len(x) // world
         record = {"rank": rank, "examples_per_epoch": shard, "seconds": history.seconds}
         if route == "ddp":  # what one step's communication costs alone, on these ranks, after training
-            record["allreduce_ms"] = allreduce_ms(sum(p.numel() for p in vae.parameters() if p.requires_grad))
+            numel = sum(p.numel() for p in vae.parameters() if p.requires_grad)
+            record["allreduce_ms"] = allreduce_ms(numel)
+            record["shared_memory_ms"] = allreduce_ms(numel, shared=True)
         Path(out, f"{route}-rank{rank}.json").write_text(json.dumps(record))
     finally:
         if route not in NO_GROUP:
             dist.destroy_process_group()
 
 
-def allreduce_ms(numel: int, reps: int = 30) -> float:
+class _Bucket:
+    """What the shared-memory hook reads of DDP's ``GradBucket``."""
+
+    def __init__(self, values: torch.Tensor) -> None:
+        self.values = values
+
+    def buffer(self) -> torch.Tensor:
+        return self.values
+
+
+def allreduce_ms(numel: int, reps: int = 30, shared: bool = False) -> float:
     """Milliseconds of one gloo ``all_reduce`` of ``numel`` float32 values (one step's gradients
-    in one message), the median of ``reps`` after a warm-up; every rank must call it."""
+    in one message), or with ``shared`` of one average through shared memory
+    (:class:`pyrovae.train.shared_memory.SharedMemoryAllReduce`), the median of ``reps`` after a
+    warm-up; every rank must call it."""
+    from pyrovae.train.shared_memory import SharedMemoryAllReduce
+
     buffer = torch.randn(numel)
+    reduce = SharedMemoryAllReduce(numel) if shared else None
     times = []
     for i in range(reps + 5):
         dist.barrier()
         start = time.perf_counter()
-        dist.all_reduce(buffer)
+        reduce(_Bucket(buffer)) if shared else dist.all_reduce(buffer)
         if i >= 5:
             times.append(1e3 * (time.perf_counter() - start))
     return statistics.median(times)
@@ -139,8 +161,9 @@ def measure(route: str, ranks: int, opts: dict) -> dict:
     steps = -(-records[0]["examples_per_epoch"] // opts["batch_size"]) * opts["epochs"]
     row = {"ranks": world, "examples": examples, "seconds": seconds, "examples_per_s": examples / seconds,
            "ms_per_step": 1e3 * seconds / steps}
-    if "allreduce_ms" in records[0]:
-        row["allreduce_ms"] = max(r["allreduce_ms"] for r in records)
+    for key in ("allreduce_ms", "shared_memory_ms"):
+        if key in records[0]:
+            row[key] = max(r[key] for r in records)
     return row
 
 
@@ -165,8 +188,8 @@ def main(args: argparse.Namespace) -> dict:
         for route in chosen if rep % 2 == 0 else chosen[::-1]:
             report["reps"][route].append(measure(route, args.ranks, opts))
             row = report["reps"][route][-1]
-            comm = (f", one all-reduce of the gradients alone {row['allreduce_ms']:.2f} ms"
-                    if "allreduce_ms" in row else "")
+            comm = (f", one average of the gradients alone: gloo {row['allreduce_ms']:.2f} ms, shared memory "
+                    f"{row['shared_memory_ms']:.2f} ms" if "allreduce_ms" in row else "")
             print(f"rep {rep + 1} {route} ({row['ranks']} x {args.threads} thread): {row['examples_per_s']:.0f} "
                   f"examples/s, {row['ms_per_step']:.2f} ms/step{comm}", file=sys.stderr, flush=True)
     report["load_after"] = load_average()
@@ -178,8 +201,9 @@ def main(args: argparse.Namespace) -> dict:
         report["summary"][route] = {"ranks": rows[0]["ranks"], "best_examples_per_s": best,
                                     "median_examples_per_s": median, "ratio_best": best / best0,
                                     "ratio_median": median / median0}
-        if "allreduce_ms" in rows[0]:
-            report["summary"][route]["allreduce_ms_median"] = statistics.median(r["allreduce_ms"] for r in rows)
+        for key in ("allreduce_ms", "shared_memory_ms"):
+            if key in rows[0]:
+                report["summary"][route][f"{key}_median"] = statistics.median(r[key] for r in rows)
     # the communication a step can afford for 1.7x: two ranks' step time at 1.7x, less a lone rank's best step
     step0 = min(r["ms_per_step"] for r in base)
     report["summary"]["comm_budget_ms_at_1.7x"] = step0 * args.ranks / 1.7 - step0
@@ -200,8 +224,9 @@ def format_table(report: dict) -> str:
     summary = report["summary"]
     lines.append(f"communication a step can afford at 1.7x one rank: {summary['comm_budget_ms_at_1.7x']:.2f} ms")
     if "allreduce_ms_median" in summary.get("ddp", {}):
-        allreduce = summary["ddp"]["allreduce_ms_median"]
-        lines.append(f"one gloo all-reduce of the gradients alone (median): {allreduce:.2f} ms")
+        allreduce, shared = summary["ddp"]["allreduce_ms_median"], summary["ddp"]["shared_memory_ms_median"]
+        lines.append(f"one average of all the gradients alone (median): gloo all-reduce {allreduce:.2f} ms, "
+                     f"shared memory {shared:.2f} ms")
     return "\n".join(lines)
 
 
@@ -214,7 +239,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=2, help="timed epochs per measurement (default %(default)s)")
     p.add_argument("--warmup-epochs", type=int, default=1, help="untimed epochs first (default %(default)s)")
     p.add_argument("--reps", type=int, default=3, help="measurements per route, order alternated (default %(default)s)")
-    p.add_argument("--routes", default="single,independent,ddp,allreduce", help=f"comma-separated from {ROUTES}")
+    p.add_argument("--routes", default="single,independent,ddp,ddp-gloo", help=f"comma-separated from {ROUTES}")
     p.add_argument("--seed", type=int, default=0, help="fit's seed (default %(default)s)")
     p.add_argument("--json", default=None, help="also write the report as JSON to PATH")
     return p.parse_args(argv)

@@ -22,7 +22,7 @@ CASES = {
     "mixture_speed": ["--points", "50", "--samples", "4", "--reps", "1", "--threads", "1"],
     # fresh processes per route: one rank, then two over gloo (DDP, and the flat all-reduce fallback)
     "ddp_speed": ["--subset", "800", "--batch-size", "100", "--epochs", "1", "--reps", "1", "--threads", "1",
-                  "--routes", "single,independent,ddp,ddp-bf16,allreduce"],
+                  "--routes", "single,independent,ddp,ddp-gloo,ddp-bf16,allreduce"],
 }
 
 
@@ -99,10 +99,11 @@ def test_ddp_speed_alternates_routes_and_divides_by_the_single_rank(monkeypatch)
                "examples_per_s": rate, "ms_per_step": 10.0 if route == "single" else 12.0}
         if route == "ddp":
             row["allreduce_ms"] = 4.0 if len(calls) < 4 else 6.0
+            row["shared_memory_ms"] = 0.5 if len(calls) < 4 else 0.7
         return row
 
     monkeypatch.setattr(bench, "measure", measure)
-    report = bench.main(bench.parse_args(["--reps", "2"]))
+    report = bench.main(bench.parse_args(["--reps", "2", "--routes", "single,independent,ddp,allreduce"]))
     # order alternated
     assert calls == ["single", "independent", "ddp", "allreduce", "allreduce", "ddp", "independent", "single"]
     summary = report["summary"]
@@ -110,11 +111,12 @@ def test_ddp_speed_alternates_routes_and_divides_by_the_single_rank(monkeypatch)
     assert summary["ddp"]["ratio_best"] == pytest.approx(510 / 300)
     assert summary["allreduce"]["ratio_median"] == pytest.approx(255 / 200)
     assert summary["ddp"]["allreduce_ms_median"] == pytest.approx(5.0)
+    assert summary["ddp"]["shared_memory_ms_median"] == pytest.approx(0.6)
     # two ranks at 1.7x a 10 ms step take 2 x 10 / 1.7 ms per step: 1.76 ms more than one rank's
     assert summary["comm_budget_ms_at_1.7x"] == pytest.approx(20 / 1.7 - 10)
     table = bench.format_table(report)
     assert "| ddp | 2 | 510 |" in table and "| independent | 2 | 580 |" in table
-    assert "1.76 ms" in table and "5.00 ms" in table
+    assert "1.76 ms" in table and "gloo all-reduce 5.00 ms, shared memory 0.60 ms" in table
 
 
 def test_loglik_gemm_floor_counts_every_product_once_per_batch():

@@ -29,6 +29,8 @@ def _need(ok: bool, name: str, value: Any, expected: str) -> None:
 
 #: the gradient all-reduce's widths under ``distributed=True`` (None: the gradients' own, fp32)
 GRADIENT_COMPRESSION = (None, "bf16")
+#: how DDP's gradient buckets travel under ``distributed=True`` (:func:`pyrovae.train.distributed.wrap_ddp`)
+ALLREDUCE = ("auto", "shared_memory", "process_group")
 
 
 @dataclass
@@ -55,6 +57,7 @@ class TrainConfig:
     scheduler_interval: str = "epoch"  # when a torch LR scheduler steps: once per "epoch" or after every "step"
     tensorboard: str | None = None  # folder for TensorBoard scalars (ELBO, reconstruction, KL, beta, lr); rank 0
     gradient_compression: str | None = None  # distributed: all-reduce the gradients as "bf16" (None: fp32)
+    gradient_allreduce: str = "auto"  # distributed: "shared_memory" (one machine, CPU) | "process_group" | "auto"
 
     def __post_init__(self) -> None:
         _need(_is_int(self.epochs) and self.epochs >= 0, "epochs", self.epochs, "an integer >= 0")
@@ -80,6 +83,8 @@ class TrainConfig:
               "'epoch' or 'step'")
         _need(self.gradient_compression in GRADIENT_COMPRESSION, "gradient_compression", self.gradient_compression,
               "'bf16' or None")
+        _need(self.gradient_allreduce in ALLREDUCE, "gradient_allreduce", self.gradient_allreduce,
+              " or ".join(repr(a) for a in ALLREDUCE))
         if self.tensorboard is not None:
             self.tensorboard = os.fspath(self.tensorboard)  # a folder; str keeps the config a plain dict
 

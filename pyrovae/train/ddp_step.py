@@ -84,19 +84,21 @@ class DDPStep:
     :param bucket_cap_mb: DDP's gradient bucket size in MiB (``None``: DDP's default).
     :param compression: ``"bf16"``: all-reduce the gradients in bfloat16
         (:func:`~pyrovae.train.distributed.wrap_ddp`); ``None``: fp32.
+    :param allreduce: how the buckets travel: ``"auto"``, ``"shared_memory"`` or
+        ``"process_group"`` (:func:`~pyrovae.train.distributed.wrap_ddp`).
     :raises RuntimeError: without an initialised process group.
     """
 
     def __init__(self, module: ELBOModule, optimizer: torch.optim.Optimizer, params: Sequence[torch.nn.Parameter], *,
                  clip_grad_norm: float | None = None, scheduler: Any = None,
                  find_unused_parameters: bool | None = None, sync_buffers: bool | None = None,
-                 bucket_cap_mb: float | None = None, compression: str | None = None) -> None:
+                 bucket_cap_mb: float | None = None, compression: str | None = None, allreduce: str = "auto") -> None:
         self.elbo, self.optimizer, self.params = module, optimizer, list(params)
         self.model, self.guide, self.loss, self.num_data = module.model, module.guide, module.loss, module.num_data
         self.rank, self.world = ddp.rank_and_world()
         self.clip_grad_norm, self.scheduler = clip_grad_norm, scheduler
         self.find_unused_parameters, self.sync_buffers = find_unused_parameters, sync_buffers
-        self.bucket_cap_mb, self.compression = bucket_cap_mb, compression
+        self.bucket_cap_mb, self.compression, self.allreduce = bucket_cap_mb, compression, allreduce
         self.engine: torch.nn.parallel.DistributedDataParallel | None = None  # built on the first call
         self.usage: Usage | None = None  # what the probe found (None when both settings were given)
 
@@ -114,7 +116,8 @@ class DDPStep:
                 sync = ddp.any_rank(bool(self.usage.written_buffers), device)
         self.find_unused_parameters, self.sync_buffers = find_unused, sync
         self.engine = ddp.wrap_ddp(self.elbo, find_unused_parameters=find_unused, sync_buffers=sync,
-                                   bucket_cap_mb=self.bucket_cap_mb, compression=self.compression)
+                                   bucket_cap_mb=self.bucket_cap_mb, compression=self.compression,
+                                   allreduce=self.allreduce)
         return self.engine
 
     def __call__(self, *batch: torch.Tensor) -> torch.Tensor:

@@ -63,7 +63,10 @@ import torch.distributed as dist
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 from torch.nn.parallel import DistributedDataParallel
 
+from .config import ALLREDUCE
+
 __all__ = [
+    "ALLREDUCE",
     "any_rank",
     "average_gradients",
     "broadcast_parameters",
@@ -153,7 +156,8 @@ def any_rank(flag: bool, device: torch.device | str = "cpu") -> bool:
 
 
 def wrap_ddp(module: torch.nn.Module, *, find_unused_parameters: bool = False, sync_buffers: bool = False,
-             bucket_cap_mb: float | None = None, compression: str | None = None) -> DistributedDataParallel:
+             bucket_cap_mb: float | None = None, compression: str | None = None,
+             allreduce: str = "auto") -> DistributedDataParallel:
     """``module`` in a :class:`~torch.nn.parallel.DistributedDataParallel` on the device it lives on.
 
     DDP's constructor broadcasts rank 0's parameters and buffers to every rank; its backward
@@ -172,14 +176,41 @@ def wrap_ddp(module: torch.nn.Module, *, find_unused_parameters: bool = False, s
         (DDP's ``bf16_compress_hook``), half the bytes on the wire for a rounding of the averaged
         gradient to 8 significant bits; ``None``: fp32. (float16 is not offered: a full-data
         ELBO's gradients, scaled by N, overflow its range of 65504 and the loss turns NaN.)
+    :param allreduce: how each bucket is averaged. ``"shared_memory"``: through memory that
+        every rank maps (:mod:`pyrovae.train.shared_memory`; CPU ranks on one machine, the same
+        bits as gloo's fp32 all-reduce for two ranks, without the loopback network);
+        ``"process_group"``: the process group's all-reduce (gloo, nccl); ``"auto"``: shared
+        memory where it applies and ``compression`` is ``None``, else the process group.
     :returns: the wrapped module; call it as the module, then ``backward`` its output.
-    :raises ValueError: for another ``compression``.
+    :raises ValueError: for another ``compression`` or ``allreduce``, both together, or
+        ``"shared_memory"`` where it does not apply (ranks on several machines, CUDA tensors).
     """
     hooks = {None: None, "bf16": default_hooks.bf16_compress_hook}
     if compression not in hooks:
         raise ValueError(f"compression must be 'bf16' or None, got {compression!r}")
+    if allreduce not in ALLREDUCE:
+        raise ValueError(f"allreduce must be one of {ALLREDUCE}, got {allreduce!r}")
+    if compression is not None and allreduce == "shared_memory":
+        raise ValueError("compression and allreduce='shared_memory' do not go together: shared memory moves "
+                         "no bytes over a wire, so there is nothing to compress; drop one of them")
     device = next(module.parameters()).device
     kwargs: dict = {"find_unused_parameters": find_unused_parameters}
+    shared = None
+    if compression is None and allreduce != "process_group":
+        from .shared_memory import shared_memory_hook
+
+        shared = shared_memory_hook(module.parameters())  # collective: the same answer on every rank
+        if shared is None and allreduce == "shared_memory":
+            raise ValueError("allreduce='shared_memory' needs every rank on one machine, with CPU tensors of one "
+                             "floating dtype; use allreduce='process_group' (or 'auto') here")
+    if shared is not None:
+        # the hook blocks the backward pass while it averages (it needs no thread of its own), so one
+        # bucket, one wait for the other ranks, is fastest; and the gradients can be views of that bucket
+        # (no copy into it and back)
+        kwargs["gradient_as_bucket_view"] = True
+        if bucket_cap_mb is None:
+            trained = sum(p.numel() * p.element_size() for p in module.parameters() if p.requires_grad)
+            bucket_cap_mb = trained / 2**20 + 1
     if bucket_cap_mb is not None:  # older torch takes no None here
         kwargs["bucket_cap_mb"] = bucket_cap_mb
     # torch 2.13 renamed broadcast_buffers (per forward) to forward_sync_buffers, which leaves the
@@ -193,6 +224,8 @@ def wrap_ddp(module: torch.nn.Module, *, find_unused_parameters: bool = False, s
     engine = DistributedDataParallel(module, device_ids=device_ids, **kwargs)
     if hooks[compression] is not None:
         engine.register_comm_hook(None, hooks[compression])  # state None: the default process group
+    elif shared is not None:
+        engine.register_comm_hook(*shared)
     return engine
 
 

@@ -60,7 +60,8 @@ def fit(vae: VAE, train_images: Any, test_images: Any = None, *, epochs: int, ba
         test_seed: int = 0, progress: bool = True, check_every: int = 100, validate: bool = False,
         distributed: bool = False, clip_grad_norm: float | None = None, patience: int | None = None,
         lr_scheduler: Callable[[torch.optim.Optimizer], Any] | None = None, scheduler_interval: str = "epoch",
-        tensorboard: str | Path | None = None, gradient_compression: str | None = None) -> History:
+        tensorboard: str | Path | None = None, gradient_compression: str | None = None,
+        gradient_allreduce: str = "auto") -> History:
     """Train ``vae`` by stochastic variational inference.
 
     :param vae: the model; moved to ``device``.
@@ -124,6 +125,11 @@ def fit(vae: VAE, train_images: Any, test_images: Any = None, *, epochs: int, ba
         bits before the fp32 update). On one 2-core machine it gains nothing
         (``benchmarks/results/ddp_speed_cpu_compression.json``); it is for links slower than
         loopback. ``None``: fp32.
+    :param gradient_allreduce: with ``distributed=True``, how DDP's gradient buckets are
+        averaged: ``"shared_memory"`` through memory that every rank maps (CPU ranks on one
+        machine; the same values as the process group's fp32 all-reduce, without the loopback
+        network), ``"process_group"`` through gloo or nccl, ``"auto"`` (default) shared memory
+        where it applies and no compression is asked for, else the process group.
 
     With a ``checkpoint``, a CSV log of every epoch (the history's columns) is kept beside it,
     with the suffix ``.csv``.
@@ -142,7 +148,8 @@ def fit(vae: VAE, train_images: Any, test_images: Any = None, *, epochs: int, ba
                          warmup_epochs=warmup_epochs, eval_batch_size=eval_batch_size, test_seed=test_seed,
                          check_every=check_every, validate=validate, progress=progress,
                          clip_grad_norm=clip_grad_norm, patience=patience, scheduler_interval=scheduler_interval,
-                         tensorboard=tensorboard, gradient_compression=gradient_compression)
+                         tensorboard=tensorboard, gradient_compression=gradient_compression,
+                         gradient_allreduce=gradient_allreduce)
     trainer = Trainer(vae, config, loss=resolve_loss(loss, num_particles, validate=validate), optim=optim,
                       lr_schedule=lr_schedule, lr_scheduler=lr_scheduler, device=device, callbacks=callbacks,
                       checkpoint=checkpoint, distributed=distributed)

@@ -104,13 +104,16 @@ class SVIStep:
 
 def make_step(module: torch.nn.Module, loss: ELBO, optim: PyroOptim | TorchFactory | None, lr: float, *,
               num_data: int, world: int = 1, clip_grad_norm: float | None = None,
-              gradient_compression: str | None = None) -> TorchStep | SVIStep | DDPStep:
+              gradient_compression: str | None = None,
+              gradient_allreduce: str = "auto") -> TorchStep | SVIStep | DDPStep:
     """The step for ``optim``: :class:`SVIStep` for a ``pyro.optim`` optimiser, else
     :class:`TorchStep` with ``optim(params)`` or :func:`default_adam`; with ``world > 1`` and an
     ELBO with ``differentiable_loss``, a :class:`~pyrovae.train.ddp_step.DDPStep` with that optimiser.
 
     :param module: the trained module, with ``model`` and ``guide`` methods.
     :param gradient_compression: ``"bf16"``: the DDP step all-reduces its gradients in bfloat16.
+    :param gradient_allreduce: how the DDP step's buckets travel (``"auto"``, ``"shared_memory"``,
+        ``"process_group"``; :func:`~pyrovae.train.distributed.wrap_ddp`).
     :raises ValueError: for a ``pyro.optim`` optimiser with ``world > 1`` or ``clip_grad_norm``, or a
         ``gradient_compression`` that DDP would not carry out (one process, or an ELBO without
         ``differentiable_loss``).
@@ -130,7 +133,7 @@ def make_step(module: torch.nn.Module, loss: ELBO, optim: PyroOptim | TorchFacto
                          "distributed=True over two or more ranks and an ELBO with differentiable_loss")
     if world > 1 and hasattr(loss, "differentiable_loss"):
         return DDPStep(ELBOModule(module, loss, num_data=num_data, model=model, guide=guide), optimizer, params,
-                       clip_grad_norm=clip_grad_norm, compression=gradient_compression)
+                       clip_grad_norm=clip_grad_norm, compression=gradient_compression, allreduce=gradient_allreduce)
     # one process; or an ELBO with only loss_and_grads, whose gradients TorchStep averages after the backward pass
     return TorchStep(model, guide, loss, optimizer, params, num_data=num_data, world=world,
                      clip_grad_norm=clip_grad_norm)

@@ -139,7 +139,8 @@ class Trainer:
         self.num_data = len(x_train)
         self._build_loader(x_train, labels)
         self.step = make_step(vae, self.loss, self.optim, cfg.lr, num_data=self.num_data, world=self.world,
-                              clip_grad_norm=cfg.clip_grad_norm, gradient_compression=cfg.gradient_compression)
+                              clip_grad_norm=cfg.clip_grad_norm, gradient_compression=cfg.gradient_compression,
+                              gradient_allreduce=cfg.gradient_allreduce)
         self.optimizer = self.step.optimizer
         self.lr_scheduler = make_lr_scheduler(self.lr_scheduler_factory, self.optimizer, cfg.scheduler_interval)
         if cfg.scheduler_interval == "step":

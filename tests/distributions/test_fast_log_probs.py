@@ -101,3 +101,18 @@ def test_numpy_arrays_and_lists_are_refused_with_the_conversion():
         bernoulli_log_prob(torch.zeros(3), [0.0, 1.0, 1.0])
     with pytest.raises(TypeError, match=r"x must be a torch.Tensor, got list"):
         softplus([1.0, 2.0])
+
+
+@pytest.mark.parametrize("dtype, atol", [(torch.float32, 2e-6), (torch.float64, 1e-12)])
+def test_softplus_values_on_a_dense_grid_against_float64_with_infinities_and_nan(dtype, atol):
+    from pyrovae._util.elementwise import softplus_values
+
+    x = torch.cat([torch.linspace(-200, 200, 400_001, dtype=torch.float64),  # both clamps (-80, 20 / 40) crossed
+                   torch.tensor([-math.inf, math.inf, math.nan], dtype=torch.float64)])
+    ours = softplus_values(x.to(dtype))
+    ref = F.softplus(x, threshold=50.0)  # float64 reference, log1p(exp(x)) up to 50
+    torch.testing.assert_close(ours[:-1].double(), ref[:-1], rtol=2e-7 if dtype == torch.float32 else 1e-15,
+                               atol=atol)
+    assert ours[-3] == 0 and ours[-2] == math.inf and ours[-1].isnan()  # softplus(-inf), softplus(inf), NaN
+    tiny = torch.finfo(dtype).tiny  # the smallest normal float: nothing between it and 0 comes out
+    assert not ((ours > 0) & (ours < tiny)).any()

@@ -78,7 +78,8 @@ def _small_vae(kind: str) -> torch.nn.Module:
     return vae
 
 
-def _train(kind: str, x: torch.Tensor, out: Path, rank: int, loss=None, compression: str | None = None) -> dict:
+def _train(kind: str, x: torch.Tensor, out: Path, rank: int, loss=None, compression: str | None = None,
+           allreduce: str = "auto") -> dict:
     from torch.nn.parallel import DistributedDataParallel
 
     vae = _small_vae(kind)
@@ -87,8 +88,10 @@ def _train(kind: str, x: torch.Tensor, out: Path, rank: int, loss=None, compress
             for p in vae.parameters():
                 p.add_(1.0)
     frozen = vae.encoder.body[0].bias.detach().clone()
-    config = TrainConfig(epochs=2, batch_size=SMALL_BATCH, progress=False, seed=3, gradient_compression=compression)
+    config = TrainConfig(epochs=2, batch_size=SMALL_BATCH, progress=False, seed=3, gradient_compression=compression,
+                         gradient_allreduce=allreduce)
     name = kind if compression is None else f"{kind}-{compression}"
+    name = name if allreduce == "auto" else f"{name}-{allreduce}"
     trainer = Trainer(vae, config, loss=loss, device="cpu", distributed=True,
                       checkpoint=out / f"{name}-written-by-rank{rank}.pt")
     trainer.prepare(x).run()
@@ -98,7 +101,16 @@ def _train(kind: str, x: torch.Tensor, out: Path, rank: int, loss=None, compress
             "params": {n: p.detach().clone() for n, p in vae.named_parameters()},
             "frozen_before": frozen, "state": {k: v.detach().clone() for k, v in vae.state_dict().items()},
             "train_elbo": trainer.history.train_elbo,
-            "comm_hook": getattr(getattr(step, "engine", None), "_comm_hooks", None) not in (None, [])}
+            "comm_hook": _comm_hook(getattr(step, "engine", None))}
+
+
+def _comm_hook(engine) -> str | None:
+    """The name of the state class of ``engine``'s communication hook (None: no hook, or no DDP)."""
+    hooks = getattr(engine, "_comm_hooks", None)
+    if not hooks:
+        return None
+    state = hooks[0][1] if isinstance(hooks[0], tuple) else None
+    return type(state).__name__
 
 
 def _scenarios(rank: int, world: int, port: int, out: str) -> None:
@@ -122,11 +134,36 @@ def _scenarios(rank: int, world: int, port: int, out: str) -> None:
         results = {kind: _train(kind, x, Path(out), rank) for kind in ("plain", "unused_and_frozen", "batchnorm")}
         results["plain"]["flat_calls"] = len(flat_calls)
         results["bf16"] = _train("plain", x, Path(out), rank, compression="bf16")  # plain's start and data
+        results["gloo"] = _train("plain", x, Path(out), rank, allreduce="process_group")  # likewise
         results["loss_and_grads_only"] = _train("loss_and_grads_only", x, Path(out), rank, loss=TraceGraph_ELBO())
         results["loss_and_grads_only"]["flat_calls"] = len(flat_calls)
+        results["elsewhere"] = _shared_memory_on_another_machine(rank)
         torch.save(results, Path(out) / f"scenarios{rank}.pt")
     finally:
         dist.destroy_process_group()
+
+
+def _shared_memory_on_another_machine(rank: int) -> dict:
+    """What the shared-memory hook does when rank 1 cannot see rank 0's file (as on another machine)."""
+    import os
+
+    import pyrovae.train.shared_memory as shm
+    from pyrovae.train.distributed import wrap_ddp
+
+    params = list(_small_vae("plain").parameters())
+    real_exists = os.path.exists
+    if rank == 1:
+        shm.os.path.exists = lambda p: False if "pyrovae-ddp-" in str(p) else real_exists(p)
+    try:
+        hook = shm.shared_memory_hook(params)
+        try:
+            wrap_ddp(_small_vae("plain"), allreduce="shared_memory")
+            forced = "no error"
+        except ValueError as e:
+            forced = str(e)
+    finally:
+        shm.os.path.exists = real_exists
+    return {"hook": hook, "forced": forced}
 
 
 @pytest.fixture(scope="module")
@@ -155,13 +192,37 @@ def test_fit_runs_on_ddp_with_parameters_identical_across_ranks(scenarios):
 def test_bf16_gradient_compression_keeps_ranks_identical_and_the_trajectory_close(scenarios):
     _, (r0, r1) = scenarios
     bf16, plain = r0["bf16"], r0["plain"]
-    assert bf16["ddp"] and bf16["comm_hook"] and not plain["comm_hook"]
+    assert bf16["ddp"] and bf16["comm_hook"] == "NoneType" and r0["gloo"]["comm_hook"] is None
     for name, p in bf16["params"].items():
         assert torch.equal(p, r1["bf16"]["params"][name]), name  # every rank applies the same rounded average
     # the same start, data and draws: only the gradients' rounding to bf16 (8 significant bits) differs
     assert any(not torch.equal(p, plain["params"][n]) for n, p in bf16["params"].items())
     for a, b in zip(bf16["train_elbo"], plain["train_elbo"], strict=True):
         assert a == pytest.approx(b, rel=2e-3)
+
+
+def test_shared_memory_is_the_default_on_one_machine_and_gives_gloos_bits(scenarios):
+    _, (r0, r1) = scenarios
+    for kind in ("plain", "unused_and_frozen", "batchnorm"):  # gradient_allreduce="auto" on CPU ranks of one machine
+        assert r0[kind]["comm_hook"] == r1[kind]["comm_hook"] == "SharedMemoryAllReduce", kind
+    shared, gloo = r0["plain"], r0["gloo"]
+    # the same start, data and draws; two ranks: a/2 + b/2 in both, so the same bits, not merely close
+    for name, p in shared["params"].items():
+        assert torch.equal(p, gloo["params"][name]), name
+        assert torch.equal(p, r1["gloo"]["params"][name]), name
+    assert shared["train_elbo"] == gloo["train_elbo"]
+    import os
+    assert not [f for f in os.listdir("/dev/shm") if f.startswith("pyrovae-ddp-")]  # nothing left behind
+
+
+def test_shared_memory_steps_aside_where_a_rank_cannot_see_the_buffer(scenarios):
+    _, (r0, r1) = scenarios
+    for r in (r0, r1):  # both ranks agree: auto falls back to the process group, and a forced request says why
+        assert r["elsewhere"]["hook"] is None
+        assert "needs every rank on one machine" in r["elsewhere"]["forced"]
+        assert "allreduce='process_group'" in r["elsewhere"]["forced"]
+    import os
+    assert not [f for f in os.listdir("/dev/shm") if f.startswith("pyrovae-ddp-")]
 
 
 def test_ddp_settings_follow_what_the_loss_uses(scenarios):
@@ -286,3 +347,9 @@ def test_gradient_compression_is_checked_and_needs_ddp():
         make_step(vae, ReparamTrace_ELBO(), None, 1e-3, num_data=10, gradient_compression="bf16")
     with pytest.raises(ValueError, match="compression must be 'bf16' or None"):
         wrap_ddp(vae, compression="fp16")  # refused before DDP (or a process group) is touched
+    with pytest.raises(ValueError, match="allreduce must be one of"):
+        wrap_ddp(vae, allreduce="mpi")
+    with pytest.raises(ValueError, match="do not go together"):
+        wrap_ddp(vae, compression="bf16", allreduce="shared_memory")
+    with pytest.raises(ValueError, match="gradient_allreduce must be 'auto' or 'shared_memory' or 'process_group'"):
+        TrainConfig(epochs=1, batch_size=10, gradient_allreduce="shm")
