@@ -115,8 +115,8 @@ def make_step(module: torch.nn.Module, loss: ELBO, optim: PyroOptim | TorchFacto
     :param gradient_allreduce: how the DDP step's buckets travel (``"auto"``, ``"shared_memory"``,
         ``"process_group"``; :func:`~pyrovae.train.distributed.wrap_ddp`).
     :raises ValueError: for a ``pyro.optim`` optimiser with ``world > 1`` or ``clip_grad_norm``, or a
-        ``gradient_compression`` that DDP would not carry out (one process, or an ELBO without
-        ``differentiable_loss``).
+        ``gradient_compression`` or ``gradient_allreduce="shared_memory"`` that DDP would not carry
+        out (one process, or an ELBO without ``differentiable_loss``).
     """
     model, guide = module.model, module.guide  # bound once: a JIT ELBO keys its cache on their ids
     if isinstance(optim, PyroOptim):
@@ -130,6 +130,9 @@ def make_step(module: torch.nn.Module, loss: ELBO, optim: PyroOptim | TorchFacto
     optimizer = optim(params) if optim is not None else default_adam(params, lr)
     if gradient_compression is not None and not (world > 1 and hasattr(loss, "differentiable_loss")):
         raise ValueError(f"gradient_compression={gradient_compression!r} compresses DDP's all-reduce: it needs "
+                         "distributed=True over two or more ranks and an ELBO with differentiable_loss")
+    if gradient_allreduce == "shared_memory" and not (world > 1 and hasattr(loss, "differentiable_loss")):
+        raise ValueError("gradient_allreduce='shared_memory' is how DDP's gradient buckets travel: it needs "
                          "distributed=True over two or more ranks and an ELBO with differentiable_loss")
     if world > 1 and hasattr(loss, "differentiable_loss"):
         return DDPStep(ELBOModule(module, loss, num_data=num_data, model=model, guide=guide), optimizer, params,

@@ -345,6 +345,8 @@ def test_gradient_compression_is_checked_and_needs_ddp():
     vae = build_vae(**SMALL)
     with pytest.raises(ValueError, match="needs distributed=True over two or more ranks"):
         make_step(vae, ReparamTrace_ELBO(), None, 1e-3, num_data=10, gradient_compression="bf16")
+    with pytest.raises(ValueError, match="gradient_allreduce='shared_memory' is how DDP's gradient buckets travel"):
+        make_step(vae, ReparamTrace_ELBO(), None, 1e-3, num_data=10, gradient_allreduce="shared_memory")
     with pytest.raises(ValueError, match="compression must be 'bf16' or None"):
         wrap_ddp(vae, compression="fp16")  # refused before DDP (or a process group) is touched
     with pytest.raises(ValueError, match="allreduce must be one of"):
