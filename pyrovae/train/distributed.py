@@ -199,10 +199,12 @@ def wrap_ddp(module: torch.nn.Module, *, find_unused_parameters: bool = False, s
     if compression is None and allreduce != "process_group":
         from .shared_memory import shared_memory_hook
 
-        shared = shared_memory_hook(module.parameters())  # collective: the same answer on every rank
+        # CPU tensors over gloo only (nccl reduces CUDA tensors, and its collectives take no CPU tensor)
+        if device.type == "cpu" and "gloo" in str(dist.get_backend()):
+            shared = shared_memory_hook(module.parameters())  # collective: the same answer on every rank
         if shared is None and allreduce == "shared_memory":
             raise ValueError("allreduce='shared_memory' needs every rank on one machine, with CPU tensors of one "
-                             "floating dtype; use allreduce='process_group' (or 'auto') here")
+                             "floating dtype and the gloo backend; use allreduce='process_group' (or 'auto') here")
     if shared is not None:
         # the hook blocks the backward pass while it averages (it needs no thread of its own), so one
         # bucket, one wait for the other ranks, is fastest; and the gradients can be views of that bucket
