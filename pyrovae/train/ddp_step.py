@@ -123,7 +123,9 @@ class DDPStep:
     def __call__(self, *batch: torch.Tensor) -> torch.Tensor:
         """Train on one batch; returns the loss of this rank's batch (a device tensor)."""
         engine = self.engine if self.engine is not None else self.build(*batch)
-        self.optimizer.zero_grad(set_to_none=True)
+        # gradients that are views of DDP's bucket (the shared-memory route) are zeroed in place, not
+        # dropped: the backward pass then writes into the bucket, with no copy into it
+        self.optimizer.zero_grad(set_to_none=not engine.gradient_as_bucket_view)
         value = engine(*batch)
         value.backward()  # DDP's hooks all-reduce each bucket of gradients as it fills
         if self.clip_grad_norm is not None:  # on the averaged gradients: the same clip on every rank
