@@ -78,15 +78,7 @@ class SharedMemoryAllReduce:
         # machine finds no such file, or not that token
         made: list = [None, None]  # [path, token]
         if self.rank == 0:
-            try:
-                fd, path = tempfile.mkstemp(prefix="pyrovae-ddp-", dir=directory)
-                try:
-                    os.ftruncate(fd, size)  # zeros: every counter starts at 0
-                finally:
-                    os.close(fd)
-                made = [path, secrets.randbelow(2**62) + 1]
-            except OSError:
-                pass
+            made = _make_file(directory, size)
         dist.broadcast_object_list(made, src=0)
         path, token = made
         if path is None:
@@ -154,6 +146,26 @@ class SharedMemoryAllReduce:
             grads.add_(half[r, :n])
         future.set_result(grads)
         return future
+
+
+def _make_file(directory: str, size: int) -> list:
+    """``[path, token]`` of a new file of ``size`` zero bytes in ``directory``, or ``[None, None]``
+    (and no file left behind) when it cannot be made."""
+    try:
+        fd, path = tempfile.mkstemp(prefix="pyrovae-ddp-", dir=directory)
+    except OSError:
+        return [None, None]
+    try:
+        # zeros, so every counter starts at 0; and the pages reserved now: a RAM file system too small
+        # for the buffer (a container's 64 MB /dev/shm) refuses here, with ENOSPC, rather than
+        # killing a rank with SIGBUS at its first write
+        os.posix_fallocate(fd, 0, size)
+    except OSError:
+        os.unlink(path)
+        return [None, None]
+    finally:
+        os.close(fd)
+    return [path, secrets.randbelow(2**62) + 1]
 
 
 def _hook(state, bucket):  # no annotations: DDP compares them with the real classes, and this module's are strings

@@ -163,7 +163,14 @@ def _shared_memory_on_another_machine(rank: int) -> dict:
             forced = str(e)
     finally:
         shm.os.path.exists = real_exists
-    return {"hook": hook, "forced": forced}
+    real_fallocate = os.posix_fallocate
+    if rank == 0:  # a /dev/shm too small for the buffer
+        shm.os.posix_fallocate = lambda *a: (_ for _ in ()).throw(OSError(28, "No space left on device"))
+    try:
+        full = shm.shared_memory_hook(params)
+    finally:
+        shm.os.posix_fallocate = real_fallocate
+    return {"hook": hook, "forced": forced, "full": full}
 
 
 @pytest.fixture(scope="module")
@@ -221,6 +228,7 @@ def test_shared_memory_steps_aside_where_a_rank_cannot_see_the_buffer(scenarios)
         assert r["elsewhere"]["hook"] is None
         assert "needs every rank on one machine" in r["elsewhere"]["forced"]
         assert "allreduce='process_group'" in r["elsewhere"]["forced"]
+        assert r["elsewhere"]["full"] is None  # no room in /dev/shm on rank 0: every rank keeps the process group
     import os
     assert not [f for f in os.listdir("/dev/shm") if f.startswith("pyrovae-ddp-")]
 
