@@ -19,10 +19,14 @@ default hook). Calls alternate between the two halves of the buffer, so one barr
 is enough: a rank can only overwrite a half after every rank has passed the next call's
 barrier, by which time all have read it.
 
-DDP's bucketing, its order of buckets and its overlap with the backward pass stay as they are:
-only the transport of each bucket changes. :func:`shared_memory_hook` decides whether the hook
-applies (CPU tensors, one floating dtype, every rank sees the same file) and returns ``None``
-where it does not, e.g. across machines, so the caller keeps the process group's all-reduce.
+DDP stays the engine: its reducer, its order of buckets and its autograd hooks are unchanged;
+only the transport of each bucket changes. The hook averages on the thread of the backward
+pass, which waits meanwhile, so there is nothing to overlap, and
+:func:`~pyrovae.train.distributed.wrap_ddp` gives DDP one bucket (one wait per step) whose
+views are the gradients. :func:`shared_memory_hook` decides whether the hook applies (CPU
+tensors, one floating dtype, every rank sees the same file) and returns ``None`` where it does
+not, e.g. across machines, so the caller keeps the process group's all-reduce. Its few
+collectives take CPU tensors: the caller uses it over gloo only.
 
 References:
 
