@@ -34,13 +34,17 @@ from .._util.elementwise import fast_path, softplus_values
 __all__ = ["BernoulliLogits", "bernoulli_log_prob"]
 
 
+def _bernoulli_values(logits: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    return softplus_values(logits).neg_().addcmul_(value, logits)  # x * l - softplus(l)
+
+
 class _FusedBernoulliLogProb(torch.autograd.Function):
     """``x * l - softplus(l)`` element-wise, for ``logits`` and ``value`` of one shape."""
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(logits, value)
-        return softplus_values(logits).neg_().addcmul_(value, logits)  # x * l - softplus(l)
+        return _bernoulli_values(logits, value)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -65,6 +69,8 @@ def bernoulli_log_prob(logits: torch.Tensor, value: torch.Tensor) -> torch.Tenso
         value = value.to(logits.dtype)
     if value.shape != logits.shape:  # expanded views; autograd sums the gradient back to each shape
         logits, value = torch.broadcast_tensors(logits, value)
+    if not ((logits.requires_grad or value.requires_grad) and torch.is_grad_enabled()):
+        return _bernoulli_values(logits, value)  # nothing to differentiate: skip autograd's wrapper
     return _FusedBernoulliLogProb.apply(logits, value)
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 
+import pyro
 import torch
 
 from .._util.batching import model_device
@@ -152,11 +153,14 @@ def _streams(vae: VAE, batches: Iterator[torch.Tensor], num_samples: int, chunk_
     device = model_device(vae)
     x_numel = math.prod(vae.x_shape) if vae.x_shape else 1
     for xb in batches:
-        q = vae.encode(xb)  # batch_shape (b,)
         stream = _Stream(len(xb), device)
         chunk = chunk_size or _chunk_size(len(xb), num_samples, x_numel, max_elements)
-        for start in range(0, num_samples, chunk):
-            stream.update(_log_weights(vae, xb, q, min(chunk, num_samples - start)))  # (b, k)
+        # the data were checked once, up front: the distributions built per chunk need not check
+        # their samples again (the context ends before the yield, so the caller's setting stands)
+        with pyro.validation_enabled(False):
+            q = vae.encode(xb)  # batch_shape (b,)
+            for start in range(0, num_samples, chunk):
+                stream.update(_log_weights(vae, xb, q, min(chunk, num_samples - start)))  # (b, k)
         yield stream
 
 

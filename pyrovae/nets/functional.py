@@ -33,7 +33,11 @@ class _SoftplusFunction(torch.autograd.Function):
 def softplus(x: torch.Tensor) -> torch.Tensor:
     """:math:`\\log(1 + e^x)`, as ``torch.nn.functional.softplus`` (to float rounding), in fewer
     and cheaper passes on the CPU (:mod:`pyrovae._util.elementwise`); torch's kernel elsewhere."""
-    return _SoftplusFunction.apply(x) if fast_path(tensor("x", x)) else F.softplus(x)
+    if not fast_path(tensor("x", x)):
+        return F.softplus(x)
+    if not (x.requires_grad and torch.is_grad_enabled()):  # nothing to differentiate: skip autograd's wrapper
+        return softplus_values(x)
+    return _SoftplusFunction.apply(x)
 
 
 class Softplus(nn.Module):

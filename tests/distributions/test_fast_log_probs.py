@@ -92,6 +92,24 @@ def test_softplus_matches_torch_value_and_gradient_with_extremes(shape):
     assert torch.isfinite(ours).all()
 
 
+def test_without_a_gradient_to_take_the_fused_kernels_skip_autograd_with_the_same_values():
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(6, 50, 784, generator=g) * 15
+    x = torch.rand(50, 784, generator=g).bernoulli()
+    assert fast_path(logits)
+    with torch.enable_grad():
+        tracked = bernoulli_log_prob(logits.clone().requires_grad_(), x)
+        hidden = softplus(logits.clone().requires_grad_())
+    assert tracked.grad_fn is not None and hidden.grad_fn is not None
+    for context in (torch.no_grad(), torch.enable_grad()):  # no_grad; or inputs that need none
+        with context:
+            plain, plain_hidden = bernoulli_log_prob(logits, x), softplus(logits)
+        assert plain.grad_fn is None and plain_hidden.grad_fn is None
+        assert torch.equal(plain, tracked.detach()) and torch.equal(plain_hidden, hidden.detach())
+    with torch.no_grad():  # a tensor that wants a gradient, inside no_grad: no graph either
+        assert bernoulli_log_prob(logits.clone().requires_grad_(), x).grad_fn is None
+
+
 def test_numpy_arrays_and_lists_are_refused_with_the_conversion():
     import numpy as np
 

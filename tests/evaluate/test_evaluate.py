@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import pyro
 import pytest
 import torch
 from torch import nn
@@ -100,6 +101,22 @@ def test_log_likelihood_within_three_standard_errors_of_exact():
     assert float(se.max()) < 0.05  # and the errors are small: the guide is close
     # the K-sample bound sits below log p(x) in expectation: on average, not above it by > 1 se
     assert float(z.mean()) < 1.0
+
+
+def test_the_estimator_checks_the_data_once_and_leaves_pyros_validation_as_it_was():
+    from pyro.infer.util import is_validation_enabled
+
+    from pyrovae.evaluate.importance import _importance_streams
+
+    W, b, sigma = lg.random_problem(D=5, k=3, orthogonal=True)
+    vae = lg.build(W, b, sigma, *lg.exact_guide(W, b, sigma))
+    x = _data(W, b, sigma, 9)
+    for enabled in (True, False):
+        with pyro.validation_enabled(enabled):
+            for _stream in _importance_streams(vae, x, 20, batch_size=4):
+                assert is_validation_enabled() is enabled  # the chunks' switch ends before each yield
+            with pytest.raises(ValueError, match=r"NaN|finite"):  # bad data still stop it, up front
+                evaluate.log_likelihood(vae, x.clone().index_fill_(0, torch.tensor([3]), float("nan")), 20)
 
 
 def test_log_likelihood_progress_bar_counts_batches(capsys):
