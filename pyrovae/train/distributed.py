@@ -207,8 +207,8 @@ def wrap_ddp(module: torch.nn.Module, *, find_unused_parameters: bool = False, s
                              "floating dtype and the gloo backend; use allreduce='process_group' (or 'auto') here")
     if shared is not None:
         # the hook blocks the backward pass while it averages (it needs no thread of its own), so one
-        # bucket, one wait for the other ranks, is fastest; and the gradients can be views of that bucket
-        # (no copy into it and back)
+        # bucket, one wait for the other ranks, is fastest; and the averaged gradients can stay views of
+        # that bucket (no copy back out of it)
         kwargs["gradient_as_bucket_view"] = True
         if bucket_cap_mb is None:
             trained = sum(p.numel() * p.element_size() for p in module.parameters() if p.requires_grad)
