@@ -33,6 +33,7 @@ from pyro.infer.util import is_validation_enabled
 from pyro.poutine.runtime import am_i_wrapped
 
 from . import validation as _validation
+from .fused_tail import fused_tail_loss
 from .vae import VAE
 
 __all__ = ["direct_applies", "direct_loss", "elbo_sum"]
@@ -76,8 +77,12 @@ def direct_loss(vae: VAE, x: torch.Tensor, num_data: int | None = None) -> torch
     if not q.has_rsample:
         return None
     z = q.rsample()  # (B, z_dim)
+    out = vae._decoder_out(z)  # (B, *x_shape)
+    fused = fused_tail_loss(vae, q, z, out, x, 1.0 if num_data is None else num_data / batch)
+    if fused is not None:  # the default parts: the whole tail as one autograd node
+        return fused
     log_pz = vae._prior()().log_prob(z) if vae.beta != 0.0 else None  # (B,); beta = 0 masks the "z" sites
-    log_px = vae.likelihood(vae._decoder_out(z), vae.event_dim).log_prob(x)  # (B,), as the model's "x" site
+    log_px = vae.likelihood(out, vae.event_dim).log_prob(x)  # (B,), as the model's "x" site
     return elbo_sum(vae, log_px, log_pz, q.log_prob(z), batch, num_data)
 
 

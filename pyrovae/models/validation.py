@@ -21,6 +21,7 @@ from pyro.infer.util import is_validation_enabled
 from torch import nn
 
 from .. import likelihoods as _likelihoods
+from .._util.batching import first_tensor
 from .._util.checks import positive_int
 
 __all__ = [
@@ -37,23 +38,15 @@ __all__ = [
 
 def model_device(module: nn.Module) -> torch.device | None:
     """The device of the module's first parameter or buffer (``None`` when it has neither)."""
-    for t in module.parameters():
-        return t.device
-    for t in module.buffers():
-        return t.device
-    return None
+    t = first_tensor(module)
+    return t.device if t is not None else None
 
 
 def float_dtype(module: nn.Module) -> torch.dtype:
     """The dtype of the module's first floating-point parameter or buffer (torch's default
     dtype when it has none): the dtype data must have to meet the networks."""
-    for t in module.parameters():
-        if t.is_floating_point():
-            return t.dtype
-    for t in module.buffers():
-        if t.is_floating_point():
-            return t.dtype
-    return torch.get_default_dtype()
+    t = first_tensor(module, floating=True)
+    return t.dtype if t is not None else torch.get_default_dtype()
 
 
 def _dims(shape: Any) -> str:

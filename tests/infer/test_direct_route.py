@@ -140,3 +140,78 @@ def test_fit_trains_on_the_direct_route_and_follows_trace_elbo():
             assert vae.__dict__[KEY] is True
     a, b = (h.train_elbo for h in histories)
     torch.testing.assert_close(torch.tensor(a), torch.tensor(b), rtol=1e-4, atol=1e-3)
+
+
+def _generic_direct_loss(vae, x, num_data):
+    # the direct route's sum of log-densities, with the fused tail switched off
+    from pyrovae.models import direct
+
+    saved = direct.fused_tail_loss
+    direct.fused_tail_loss = lambda *args: None
+    try:
+        return direct_loss(vae, x, num_data)
+    finally:
+        direct.fused_tail_loss = saved
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.3, 0.0])
+def test_the_fused_tail_is_the_generic_direct_sum_in_float64(beta, monkeypatch):
+    from pyrovae.models import fused_tail
+
+    torch.manual_seed(0)
+    vae = build_vae(x_shape=(1, 6, 5), z_dim=4, hidden=(12,), beta=beta).double()
+    x = torch.rand(9, 1, 6, 5, dtype=torch.float64).bernoulli()
+    params = list(vae.parameters())
+    calls = {"n": 0}
+    apply = fused_tail._Tail.apply
+
+    def counted(*args):
+        calls["n"] += 1
+        return apply(*args)
+
+    monkeypatch.setattr(fused_tail._Tail, "apply", counted)
+    with fit_like(vae):
+        vae.guide(x)  # the protocol checks of the first batch
+        for num_data in (None, 900):
+            torch.manual_seed(7)
+            fused = direct_loss(vae, x, num_data)
+            fused_grads = torch.autograd.grad(fused, params, allow_unused=True)
+            torch.manual_seed(7)
+            generic = _generic_direct_loss(vae, x, num_data)
+            generic_grads = torch.autograd.grad(generic, params, allow_unused=True)
+            torch.testing.assert_close(fused, generic, rtol=1e-12, atol=1e-10)  # float64: rounding only
+            for a, b in zip(fused_grads, generic_grads):
+                if b is None:
+                    assert a is None or not a.abs().max()
+                else:
+                    torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    assert calls["n"] == 2  # the fused tail ran, once per num_data
+
+
+def test_the_fused_tails_hand_written_gradient_passes_gradcheck():
+    from pyrovae.models.fused_tail import _Tail
+
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(4, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    x = torch.rand(4, 7, generator=g, dtype=torch.float64).bernoulli()
+    z = torch.randn(4, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    eps = torch.randn(4, 3, generator=g, dtype=torch.float64)
+    scale = (torch.rand(4, 3, generator=g, dtype=torch.float64) + 0.2).requires_grad_()
+    for beta in (1.0, 0.4, 0.0):
+        assert torch.autograd.gradcheck(lambda lo, zz, s, b=beta: _Tail.apply(lo, x, zz, eps, s, 25.0, b),
+                                         (logits, z, scale))
+
+
+@pytest.mark.parametrize("part", ["prior", "likelihood", "flow"])
+def test_other_parts_keep_the_generic_sum(part, monkeypatch):
+    from pyrovae.models import fused_tail
+
+    monkeypatch.setattr(fused_tail._Tail, "apply", lambda *a: pytest.fail("the fused tail ran for other parts"))
+    kwargs = {"prior": {"prior": "mog"}, "likelihood": {"likelihood": "gaussian"}, "flow": {"guide_flows": 2}}[part]
+    torch.manual_seed(0)
+    vae = build_vae(x_shape=(20,), z_dim=3, hidden=(16,), **kwargs)
+    x = batch() if part != "likelihood" else torch.randn(30, 20)
+    with fit_like(vae):
+        vae.guide(x)
+        loss = direct_loss(vae, x, 3000)
+    assert loss is None or torch.isfinite(loss)
