@@ -31,9 +31,11 @@ from typing import Any
 import torch
 from pyro.infer.util import is_validation_enabled
 from pyro.poutine.runtime import am_i_wrapped
+from torch.distributions.utils import _standard_normal
 
+from ..distributions.normal import ReparamNormal
 from . import validation as _validation
-from .fused_tail import fused_tail_loss
+from .fused_tail import fused_tail_applies, fused_tail_loss
 from .vae import VAE
 
 __all__ = ["direct_applies", "direct_loss", "elbo_sum"]
@@ -73,14 +75,21 @@ def direct_loss(vae: VAE, x: torch.Tensor, num_data: int | None = None) -> torch
     x, batch = _validation.model_inputs(vae, x, None, "guide")
     if num_data is not None and num_data < batch:
         raise ValueError(f"num_data={num_data} is smaller than the batch size {batch}")
-    q = vae.encode(x)  # batch_shape (B,), event_shape (z_dim,)
-    if not q.has_rsample:
-        return None
-    z = q.rsample()  # (B, z_dim)
-    out = vae._decoder_out(z)  # (B, *x_shape)
-    fused = fused_tail_loss(vae, q, z, out, x, 1.0 if num_data is None else num_data / batch)
-    if fused is not None:  # the default parts: the whole tail as one autograd node
-        return fused
+    c = 1.0 if num_data is None else num_data / batch
+    if fused_tail_applies(vae, x):  # the default parts: the draw by hand, the whole tail as one autograd node
+        loc, scale = vae._encoder_params(x)  # each (B, z_dim)
+        eps = _standard_normal(loc.shape, dtype=loc.dtype, device=loc.device)  # ReparamNormal.rsample's draw
+        z = loc + eps * scale  # (B, z_dim)
+        out = vae._decoder_out(z)  # (B, *x_shape)
+        if out.shape == x.shape:
+            return fused_tail_loss(vae, out, x, z, eps, scale, c)
+        q = ReparamNormal(loc, scale).to_event(1)  # logits of another shape: score them as the likelihood does
+    else:
+        q = vae.encode(x)  # batch_shape (B,), event_shape (z_dim,)
+        if not q.has_rsample:
+            return None
+        z = q.rsample()  # (B, z_dim)
+        out = vae._decoder_out(z)  # (B, *x_shape)
     log_pz = vae._prior()().log_prob(z) if vae.beta != 0.0 else None  # (B,); beta = 0 masks the "z" sites
     log_px = vae.likelihood(out, vae.event_dim).log_prob(x)  # (B,), as the model's "x" site
     return elbo_sum(vae, log_px, log_pz, q.log_prob(z), batch, num_data)

@@ -105,7 +105,9 @@ def test_without_a_gradient_to_take_the_fused_kernels_skip_autograd_with_the_sam
         with context:
             plain, plain_hidden = bernoulli_log_prob(logits, x), softplus(logits)
         assert plain.grad_fn is None and plain_hidden.grad_fn is None
-        assert torch.equal(plain, tracked.detach()) and torch.equal(plain_hidden, hidden.detach())
+        assert torch.equal(plain, tracked.detach())
+        # a gradient to take: torch's softplus (fused backward); none: the cheaper passes, to float rounding
+        torch.testing.assert_close(plain_hidden, hidden.detach(), rtol=1e-6, atol=1e-6)
     with torch.no_grad():  # a tensor that wants a gradient, inside no_grad: no graph either
         assert bernoulli_log_prob(logits.clone().requires_grad_(), x).grad_fn is None
 

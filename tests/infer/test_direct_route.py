@@ -146,12 +146,12 @@ def _generic_direct_loss(vae, x, num_data):
     # the direct route's sum of log-densities, with the fused tail switched off
     from pyrovae.models import direct
 
-    saved = direct.fused_tail_loss
-    direct.fused_tail_loss = lambda *args: None
+    saved = direct.fused_tail_applies
+    direct.fused_tail_applies = lambda *args: False
     try:
         return direct_loss(vae, x, num_data)
     finally:
-        direct.fused_tail_loss = saved
+        direct.fused_tail_applies = saved
 
 
 @pytest.mark.parametrize("beta", [1.0, 0.3, 0.0])
@@ -215,3 +215,30 @@ def test_other_parts_keep_the_generic_sum(part, monkeypatch):
         vae.guide(x)
         loss = direct_loss(vae, x, 3000)
     assert loss is None or torch.isfinite(loss)
+
+
+def test_logits_of_another_shape_after_the_first_check_are_scored_as_the_likelihood_scores_them():
+    from torch import nn
+
+    class Shrinking(nn.Module):  # right on the checked first call, then one row that broadcasts
+        def __init__(self):
+            super().__init__()
+            self.linear, self.calls = nn.Linear(3, 20), 0
+
+        def forward(self, z):
+            self.calls += 1
+            out = self.linear(z).view(-1, 4, 5)
+            return out if self.calls == 1 else out[:, :1]  # (B, 1, 5) after the first call
+
+    torch.manual_seed(0)
+    vae = VAE(encoder=nets.MLPEncoder(x_shape=(4, 5), hidden=(8,), z_dim=3), decoder=Shrinking(), z_dim=3)
+    x = torch.rand(6, 4, 5).bernoulli()
+    with fit_like(vae):
+        vae.guide(x)
+        vae.model(x)  # the decoder's checked call
+        torch.manual_seed(1)
+        ours = direct_loss(vae, x, 60)
+        vae.decoder.calls = 1
+        torch.manual_seed(1)
+        generic = _generic_direct_loss(vae, x, 60)
+    torch.testing.assert_close(ours, generic)
