@@ -53,20 +53,14 @@ class ReparamNormal(dist.Normal):
         self._draw = (z, eps)
         return z
 
-    def noise(self, value: torch.Tensor) -> torch.Tensor | None:
-        """The :math:`\\varepsilon` of the last ``rsample`` when ``value`` is that very draw, else ``None``."""
-        draw = getattr(self, "_draw", None)
-        if draw is None or value is not draw[0] or torch.jit.is_tracing():
-            return None
-        return draw[1]
-
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """:math:`\\log \\mathcal N(value; \\mu, \\sigma^2)` element-wise (see the module docstring)."""
-        eps = self.noise(value)
-        if eps is None:
+        draw = getattr(self, "_draw", None)
+        if draw is None or value is not draw[0] or torch.jit.is_tracing():
             return super().log_prob(value)
         if self._validate_args:
             self._validate_sample(value)
+        eps = draw[1]
         return (eps * eps).mul_(-0.5) - self.scale.log() - _HALF_LOG_2PI
 
 

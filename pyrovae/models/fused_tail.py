@@ -24,9 +24,9 @@ cancelled. :class:`_Tail` computes it as one autograd node, and its gradient by 
 
 the partial derivatives with :math:`\varepsilon` held fixed; autograd adds the paths through
 :math:`z = \mu + \sigma\varepsilon` and the decoder, so the total gradient is the traced
-estimator's. At batch 100 on MNIST, with the draw made without the distribution objects, it saves about
-0.4 ms of a 5.8 ms training step on one CPU thread and 0.5 ms of 4.1 ms on two: the
-per-operation cost of some forty small operations and their backward nodes.
+estimator's. At batch 100 on MNIST it saves about 0.5 ms of a 5.8 ms training step on one CPU
+thread (0.36 ms from the single node, the rest from drawing without the distribution objects):
+the per-operation cost of some forty small operations and their backward nodes.
 
 The draw is made as :meth:`pyrovae.distributions.ReparamNormal.rsample` makes it (the same
 random numbers, the same ``loc + eps * scale``), without building the guide's distribution,
